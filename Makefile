@@ -1,0 +1,47 @@
+# popup_mgr: `make run` serves the product with demo data, `make test` runs every test.
+# Both install what they need: a virtualenv in .venv, the pinned browser files from the npm
+# registry, and (for tests, as root) Debian's browsers.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
+
+.PHONY: run test install vendor browsers bench clean
+
+run: install
+	$(BIN)/popup-mgr quickstart
+
+test: install $(VENV)/.test-installed browsers
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed vendor
+
+$(VENV)/.installed: requirements.txt setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(PIP) install -r requirements-test.txt
+	touch $@
+
+vendor: popup_mgr/static/vendor/.copied
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+popup_mgr/static/vendor/.copied: node_modules/.installed scripts/vendor.sh
+	bash scripts/vendor.sh
+	touch $@
+
+browsers:
+	bash scripts/install-browsers.sh
+
+bench: install $(VENV)/.test-installed
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules popup_mgr/static/vendor

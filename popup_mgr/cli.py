@@ -1,0 +1,116 @@
+"""The popup-mgr command line. The same commands are on `flask --app popup_mgr`."""
+import os
+import secrets
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from popup_mgr import auth
+from popup_mgr import db as database
+
+SERVER_THREADS = 8
+MAX_REQUEST_BODY = 1024 * 1024
+
+
+def _db():
+    return database.get_db()
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db():
+    """Create or migrate the database (idempotent)."""
+    path = current_app.config["DATABASE"]
+    applied = database.migrate(path)
+    click.echo(f"Database ready at {path} (schema version {database.latest_version()}"
+               + (f", applied migrations {applied})" if applied else ")"), err=True)
+
+
+@click.command("create-admin")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def create_admin(username, password_stdin):
+    """Add an admin user."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        auth.create_user(_db(), username, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Admin {username!r} created.", err=True)
+
+
+@click.command("create-token")
+@click.argument("name")
+@with_appcontext
+def create_token(name):
+    """Print a new API token (and nothing else) on stdout."""
+    try:
+        click.echo(auth.create_token(_db(), name))
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@with_appcontext
+def serve(host, port):
+    """Serve the admin, API, beacons and embed script with waitress."""
+    run_server(current_app._get_current_object(), host, port)
+
+
+def run_server(app, host, port):
+    import waitress
+    click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
+    waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
+                   max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+
+
+@click.command("quickstart")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), type=int,
+              help="Port (default: $PORT or 8000).")
+@with_appcontext
+def quickstart(host, port):
+    """First run: create the database with demo data and an admin, print the login, serve."""
+    app = current_app._get_current_object()
+    db = _db()
+    if not db.execute("/* cli.quickstart */ SELECT 1 FROM users LIMIT 1").fetchone():
+        password = secrets.token_urlsafe(12)
+        auth.create_user(db, "admin", password)
+        _print_login(app, port, f"admin / {password}  (shown once; add more with popup-mgr create-admin)")
+    else:
+        _print_login(app, port, "use your existing admin account")
+    run_server(app, host, port)
+
+
+def _print_login(app, port, credentials):
+    click.echo("", err=True)
+    click.echo(f"  popup_mgr admin: http://127.0.0.1:{port}/login", err=True)
+    click.echo(f"  login: {credentials}", err=True)
+    click.echo("", err=True)
+
+
+COMMANDS = (init_db, create_admin, create_token, serve, quickstart)
+
+
+def register(app):
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from popup_mgr import create_app
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False,
+                  help="popup_mgr: popup offer manager for Tune CPL campaigns.")
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -1,0 +1,74 @@
+"""Configuration from POPUP_* environment variables, with safe defaults for a local run."""
+import os
+import secrets
+from pathlib import Path
+
+from popup_mgr.db import PROJECT_DIR
+
+INSTANCE_DIR = PROJECT_DIR / "instance"
+MIN_SECRET_LENGTH = 32
+_KNOWN_WEAK = {"dev", "secret", "changeme", "change-me", "password", "popup", "popup_mgr", "test"}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used (e.g. a weak secret in production)."""
+
+
+def from_environment(environ=os.environ):
+    """The app's settings, read from the environment."""
+    production = environ.get("POPUP_ENV", "development") == "production"
+    base_url = environ.get("POPUP_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    return {
+        "ENV_NAME": "production" if production else environ.get("POPUP_ENV", "development"),
+        "DATABASE": environ.get("POPUP_DB") or str(INSTANCE_DIR / "popup.db"),
+        "SECRET_KEY": environ.get("POPUP_SECRET_KEY") or None,
+        "BASE_URL": base_url,
+        "POSTBACK_SECRET": environ.get("POPUP_POSTBACK_SECRET") or None,
+        "BUSINESS_TZ": environ.get("POPUP_TZ", "America/New_York"),
+        # Admin forms and API bodies are small; nothing needs more than this.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": base_url.startswith("https://"),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": base_url.startswith("https://"),
+        "SESSION_COOKIE_NAME": "popup_session",
+        # The CSRF token lives as long as the admin session.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_HEADERS": ["X-CSRFToken"],
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+    }
+
+
+def secret_key_problem(key):
+    """None if key is strong enough for production, else why not."""
+    if not key:
+        return "POPUP_SECRET_KEY is not set"
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"POPUP_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters"
+    if key.lower() in _KNOWN_WEAK or len(set(key)) < 10:
+        return "POPUP_SECRET_KEY is a well-known or low-variety value"
+    return None
+
+
+def check(config):
+    """Refuse to run in production with a weak secret; give a local run a persistent one."""
+    if config["ENV_NAME"] == "production":
+        problem = secret_key_problem(config["SECRET_KEY"])
+        if problem:
+            raise ConfigError(f"{problem}; generate one with: "
+                              "python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+    elif not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = _local_secret_key(Path(config["DATABASE"]).parent)
+
+
+def _local_secret_key(directory):
+    """A random key kept beside the database, so sessions and offer tokens survive restarts."""
+    path = directory / "secret_key"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

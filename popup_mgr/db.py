@@ -1,0 +1,163 @@
+"""SQLite access: connections, pragmas, transactions and migrations, all in one place.
+
+Python's sqlite3 opens implicit transactions by default; every connection here is opened in
+autocommit mode (isolation_level=None) and writes go through `transaction()`, which starts with
+BEGIN IMMEDIATE so that a writer waits for the lock up front instead of failing half-way with
+"database is locked".
+"""
+import contextlib
+import re
+import sqlite3
+from pathlib import Path
+
+from flask import current_app, g
+
+from popup_mgr import timeutil
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = PROJECT_DIR / "schema.sql"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Version of a database made from schema.sql before any migration existed.
+BASE_VERSION = 1
+
+DEFAULT_PROPERTIES = (
+    ("mff", "ModeFreeFinds"),
+    ("mmm", "ModeMarketMunchies"),
+    ("mcad", "mcad"),
+    ("mmd", "mmd"),
+)
+
+
+def connect(path, *, durable=False):
+    """Open a connection with the pragmas every part of the app relies on."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    db.row_factory = sqlite3.Row
+    # WAL: readers never block the writer and the writer never blocks readers.
+    db.execute("PRAGMA journal_mode = WAL")
+    # NORMAL survives a process crash (kill -9) in WAL mode; FULL also survives power loss and
+    # is used where money is written (durable=True).
+    db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    # The schema's REFERENCES clauses are only enforced with this on, per connection.
+    db.execute("PRAGMA foreign_keys = ON")
+    # Wait for a competing writer instead of failing at once.
+    db.execute("PRAGMA busy_timeout = 10000")
+    # Temporary b-trees (GROUP BY, ORDER BY) in memory, not in files.
+    db.execute("PRAGMA temp_store = MEMORY")
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db):
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def get_db():
+    """The request's connection, opened on first use and closed in teardown."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE"])
+    return g.db
+
+
+def close_db(_exc=None):
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+def init_app(app):
+    app.teardown_appcontext(close_db)
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+def migration_files():
+    """[(number, path)] of popup_mgr/migrations/NNNN_name.sql, in order."""
+    found = []
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        match = re.match(r"(\d{4})_\w+\.sql$", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_version():
+    files = migration_files()
+    return max([BASE_VERSION] + [number for number, _ in files])
+
+
+def schema_version(db):
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(path):
+    """Create the database from schema.sql, or bring an older one up to date. Idempotent.
+
+    Returns the list of migration numbers applied (empty when already current or fresh).
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = connect(path, durable=True)
+    try:
+        applied = _migrate(db)
+        _seed_properties(db)
+        return applied
+    finally:
+        db.close()
+
+
+def _migrate(db):
+    version = schema_version(db)
+    if version == 0 and not _has_tables(db):
+        with transaction(db):
+            for statement in _statements(SCHEMA_PATH.read_text()):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {latest_version():d}")
+        return []
+    applied = []
+    for number, path in migration_files():
+        if number <= version:
+            continue
+        with transaction(db):
+            for statement in _statements(path.read_text()):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number:d}")
+        applied.append(number)
+    return applied
+
+
+def _has_tables(db):
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone() is not None
+
+
+def _statements(script):
+    """Split a SQL script into statements so they run inside one explicit transaction
+    (executescript() would COMMIT on its own)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buffer.splitlines()):
+        raise ValueError(f"incomplete SQL statement at end of script: {buffer.strip()[:80]}")
+    return statements
+
+
+def _seed_properties(db):
+    """The four Mode properties exist after init-db (kept as edited once they exist)."""
+    now = timeutil.iso_now()
+    with transaction(db):
+        for code, name in DEFAULT_PROPERTIES:
+            db.execute(
+                "/* db.seed_properties */ INSERT OR IGNORE INTO properties"
+                " (code, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (code, name, now, now),
+            )

@@ -1,0 +1,77 @@
+"""HTTP helpers shared by every blueprint: the one JSON error shape, CORS for the public
+endpoints, page-or-fragment rendering for htmx, and the admin navigation."""
+from flask import current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+# Paths called cross-origin from publisher pages or by the network. Everything else is admin or
+# authenticated API and gets no CORS headers at all.
+PUBLIC_PREFIXES = ("/popup.js", "/api/offers/", "/api/impression", "/api/click",
+                   "/api/postback", "/api/health", "/c/")
+
+# (endpoint, label); an item shows only once its blueprint is registered.
+NAV = (
+    ("analytics.dashboard", "Dashboard"),
+    ("analytics.live", "Live"),
+    ("admin.campaigns", "Campaigns"),
+    ("admin.properties", "Properties"),
+    ("embed.install", "Install"),
+    ("embed.playground", "Playground"),
+    ("track.postback_settings", "Postback"),
+    ("admin.audit", "Audit log"),
+)
+
+
+def json_error(status, error, errors=None, reason=None):
+    """{"error": "...", "errors": {...}} with the status; reason also goes in X-Popup-Reason."""
+    body = {"error": error}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    if reason:
+        response.headers["X-Popup-Reason"] = reason
+    return response
+
+
+def is_public_path(path):
+    return path.startswith(PUBLIC_PREFIXES)
+
+
+def add_cors_headers(response):
+    """Any origin may call the public endpoints; they never use cookies."""
+    if is_public_path(request.path):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, HEAD, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Expose-Headers"] = "X-Popup-Reason"
+        response.headers["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+def is_htmx():
+    """True for htmx requests that want a fragment (history restores want the full page)."""
+    return request.headers.get("HX-Request") == "true" and \
+        request.headers.get("HX-History-Restore-Request") != "true"
+
+
+def render_page_or_fragment(page, fragment, **context):
+    """The full page for a normal request, the partial it includes for an htmx request."""
+    response = current_app.make_response(render_template(fragment if is_htmx() else page, **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+def nav_items():
+    return [(endpoint, label) for endpoint, label in NAV if endpoint in current_app.view_functions]
+
+
+def register(app):
+    app.after_request(add_cors_headers)
+    app.context_processor(lambda: {"nav_items": nav_items()})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        # JSON for API and public paths, so cross-origin callers can read the reason.
+        if request.path.startswith("/api/") or is_public_path(request.path):
+            return json_error(exc.code, exc.description or exc.name)
+        return exc

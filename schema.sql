@@ -1,0 +1,200 @@
+-- popup_mgr schema: the one source of truth for a fresh database.
+--
+-- A fresh database is created from this file and stamped with the newest migration number
+-- (PRAGMA user_version). An existing database is upgraded by the numbered files in
+-- popup_mgr/migrations/, so every change made here must also arrive as a migration; the test
+-- suite checks that "old database + migrations" and "this file" give the same tables.
+--
+-- Conventions:
+--   * money is integer cents (payout_cents, revenue_cents), never REAL;
+--   * admin rows carry ISO-8601 UTC text timestamps ('2026-11-24T21:53:42Z');
+--   * ledger rows (impressions, clicks, conversions) carry ts = Unix milliseconds UTC, which is
+--     compact and fast on the hot path, plus day = the business-time-zone date of ts, fixed at
+--     ingest so that reports never convert time zones in SQL (DST-safe);
+--   * booleans are INTEGER 0/1 with a CHECK.
+
+-- Sites that embed the popup. Codes are the public names used in URLs and the embed snippet.
+CREATE TABLE properties (
+    id              INTEGER PRIMARY KEY,
+    code            TEXT    NOT NULL UNIQUE CHECK (length(code) BETWEEN 1 AND 32),
+    name            TEXT    NOT NULL,
+    domain          TEXT    NOT NULL DEFAULT '',     -- host names, separated by spaces
+    active          INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    popup_enabled   INTEGER NOT NULL DEFAULT 1 CHECK (popup_enabled IN (0, 1)),
+    popup_frequency TEXT    NOT NULL DEFAULT 'session'
+                    CHECK (popup_frequency IN ('session', 'daily', 'always')),
+    popup_placement TEXT    NOT NULL DEFAULT 'thankyou'
+                    CHECK (popup_placement IN ('thankyou', 'exit-intent', 'timed')),
+    delay_ms        INTEGER NOT NULL DEFAULT 1000 CHECK (delay_ms BETWEEN 0 AND 600000),
+    theme           TEXT    NOT NULL DEFAULT '{}',   -- JSON object of overrides of the Mode theme
+    created_at      TEXT    NOT NULL,
+    updated_at      TEXT    NOT NULL
+);
+
+-- Tune (HasOffers) CPL campaigns, entered by hand. Deleting deactivates; rows are never removed
+-- because the ledger refers to them.
+CREATE TABLE campaigns (
+    id                   INTEGER PRIMARY KEY,
+    tune_campaign_id     INTEGER NOT NULL UNIQUE,    -- Tune offer_id
+    aff_id               INTEGER,                    -- Tune affiliate id
+    name                 TEXT    NOT NULL,           -- internal name
+    display_title        TEXT    NOT NULL,           -- what visitors read
+    tagline              TEXT    NOT NULL DEFAULT '',
+    description          TEXT    NOT NULL DEFAULT '',
+    cta_text             TEXT    NOT NULL DEFAULT 'View Offer',
+    image_url            TEXT    NOT NULL DEFAULT '',
+    click_url            TEXT    NOT NULL,           -- Tune tracking link; only http(s)
+    impression_pixel_url TEXT    NOT NULL DEFAULT '',
+    active               INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    priority             INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 10),
+    performance_score    REAL    NOT NULL DEFAULT 0, -- a ranking signal, not money
+    payout_cents         INTEGER NOT NULL DEFAULT 0 CHECK (payout_cents >= 0),
+    subid_param          TEXT    NOT NULL DEFAULT 'aff_click_id',
+    start_at             TEXT,                       -- ISO-8601 UTC; NULL = no start limit
+    end_at               TEXT,                       -- ISO-8601 UTC; NULL = open-ended
+    notes                TEXT    NOT NULL DEFAULT '',
+    created_by           TEXT,
+    created_at           TEXT    NOT NULL,
+    updated_at           TEXT    NOT NULL
+);
+
+-- Which properties a campaign runs on. No rows for a campaign = it runs on all properties.
+CREATE TABLE campaign_properties (
+    campaign_id INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    property_id INTEGER NOT NULL REFERENCES properties (id) ON DELETE CASCADE,
+    PRIMARY KEY (campaign_id, property_id)
+) WITHOUT ROWID;
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,                     -- argon2id
+    created_at    TEXT NOT NULL,
+    last_login_at TEXT
+);
+
+-- API bearer tokens. Only a SHA-256 of the token is stored; the token is shown once.
+CREATE TABLE api_tokens (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL,
+    token_hash   TEXT NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT
+);
+
+-- Every admin change: who, when, what (changes = JSON {"field": [old, new], ...}).
+CREATE TABLE audit_log (
+    id        INTEGER PRIMARY KEY,
+    at        TEXT    NOT NULL,
+    actor     TEXT    NOT NULL,                      -- username, "token:<name>" or "cli"
+    action    TEXT    NOT NULL,                      -- e.g. campaign.create, property.update
+    entity    TEXT    NOT NULL,
+    entity_id INTEGER,
+    changes   TEXT    NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_entity ON audit_log (entity, entity_id);
+
+-- Small named settings the admin can change at run time (e.g. the postback secret).
+CREATE TABLE settings (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Daily salts for the keyed visitor hashes. A row is deleted 48 h after its day began, after
+-- which that day's hashes can no longer be linked to an IP address or user agent.
+CREATE TABLE visitor_salts (
+    day        TEXT PRIMARY KEY,                     -- UTC date the salt is used for
+    salt       BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The ledger. One row per counted event; event_id is made by the visitor's browser and is the
+-- only thing duplicates are recognised by (per kind).
+CREATE TABLE impressions (
+    id           INTEGER PRIMARY KEY,
+    event_id     TEXT    NOT NULL UNIQUE,
+    ts           INTEGER NOT NULL,                   -- Unix ms UTC
+    day          TEXT    NOT NULL,                   -- business-time-zone date of ts
+    campaign_id  INTEGER NOT NULL REFERENCES campaigns (id),
+    property_id  INTEGER NOT NULL REFERENCES properties (id),
+    placement    TEXT    NOT NULL,
+    variant      TEXT    NOT NULL DEFAULT '',
+    session_id   TEXT,
+    visitor_hash TEXT,                               -- keyed hash of IP + user agent
+    is_bot       INTEGER NOT NULL DEFAULT 0 CHECK (is_bot IN (0, 1))
+);
+CREATE INDEX impressions_ts ON impressions (ts);
+
+CREATE TABLE clicks (
+    id              INTEGER PRIMARY KEY,
+    click_id        TEXT    NOT NULL UNIQUE,         -- ours, sent to Tune in the sub-id parameter
+    event_id        TEXT    NOT NULL UNIQUE,
+    ts              INTEGER NOT NULL,
+    day             TEXT    NOT NULL,
+    campaign_id     INTEGER NOT NULL REFERENCES campaigns (id),
+    property_id     INTEGER NOT NULL REFERENCES properties (id),
+    placement       TEXT    NOT NULL,
+    variant         TEXT    NOT NULL DEFAULT '',
+    session_id      TEXT,
+    visitor_hash    TEXT,
+    is_bot          INTEGER NOT NULL DEFAULT 0 CHECK (is_bot IN (0, 1)),
+    campaign_paused INTEGER NOT NULL DEFAULT 0 CHECK (campaign_paused IN (0, 1))
+);
+CREATE INDEX clicks_ts ON clicks (ts);
+
+-- Conversions reported by the network's postback. Attribution columns are copied from the
+-- click (day is the click's business day); they are NULL while the click id is unknown, and
+-- such rows are kept for reconciliation.
+CREATE TABLE conversions (
+    id             INTEGER PRIMARY KEY,
+    transaction_id TEXT    NOT NULL UNIQUE,
+    click_id       TEXT    NOT NULL,                 -- as the network sent it
+    click_row_id   INTEGER REFERENCES clicks (id),
+    ts             INTEGER NOT NULL,                 -- first received, Unix ms UTC
+    updated_ts     INTEGER NOT NULL,
+    day            TEXT,
+    campaign_id    INTEGER REFERENCES campaigns (id),
+    property_id    INTEGER REFERENCES properties (id),
+    placement      TEXT,
+    variant        TEXT,
+    payout_cents   INTEGER NOT NULL CHECK (payout_cents >= 0),
+    status         TEXT    NOT NULL DEFAULT 'approved'
+                   CHECK (status IN ('approved', 'pending', 'rejected')),
+    is_test        INTEGER NOT NULL DEFAULT 0 CHECK (is_test IN (0, 1))
+);
+CREATE INDEX conversions_click_id ON conversions (click_id);
+CREATE INDEX conversions_ts ON conversions (ts);
+
+-- Rollups of the ledger, one row per business day x property x campaign x placement x variant.
+-- Reports read only this table (never the raw events, except the live view), and `popup-mgr
+-- verify` proves it equals the ledger. Human traffic only in impressions/clicks; bots apart.
+-- conversions/revenue_cents: approved, non-test conversions attributed to that row.
+CREATE TABLE daily_stats (
+    day             TEXT    NOT NULL,
+    property_id     INTEGER NOT NULL REFERENCES properties (id),
+    campaign_id     INTEGER NOT NULL REFERENCES campaigns (id),
+    placement       TEXT    NOT NULL,
+    variant         TEXT    NOT NULL DEFAULT '',
+    impressions     INTEGER NOT NULL DEFAULT 0,
+    clicks          INTEGER NOT NULL DEFAULT 0,
+    conversions     INTEGER NOT NULL DEFAULT 0,
+    revenue_cents   INTEGER NOT NULL DEFAULT 0,
+    bot_impressions INTEGER NOT NULL DEFAULT 0,
+    bot_clicks      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, property_id, campaign_id, placement, variant)
+) WITHOUT ROWID;
+
+-- A/B tests between offers on a property. Events carry the variant they were served under.
+CREATE TABLE ab_tests (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    property_id INTEGER REFERENCES properties (id),  -- NULL = all properties
+    status      TEXT    NOT NULL DEFAULT 'draft'
+                CHECK (status IN ('draft', 'running', 'stopped')),
+    started_at  TEXT,
+    ended_at    TEXT,
+    notes       TEXT    NOT NULL DEFAULT '',
+    created_at  TEXT    NOT NULL
+);

@@ -1,0 +1,67 @@
+"""Shared fixtures: an app on a real temporary SQLite file, its clients and a logged-in admin."""
+import pytest
+
+from popup_mgr import auth, create_app
+from popup_mgr import db as database
+
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({
+        "TESTING": True,
+        "DATABASE": str(tmp_path / "popup.db"),
+        "SECRET_KEY": TEST_SECRET,
+        "POSTBACK_SECRET": "postback-test-secret",
+        "BASE_URL": "http://popup.test",
+    })
+    yield app
+
+
+@pytest.fixture
+def db(app):
+    """A connection of its own to the app's database file (not the request's)."""
+    conn = database.connect(app.config["DATABASE"])
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin_user(db):
+    return auth.create_user(db, "mike", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def admin_client(app, admin_user):
+    """A test client with an admin session (flask-login's session keys set directly)."""
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = str(admin_user)
+        session["_fresh"] = True
+    return client
+
+
+@pytest.fixture
+def api_token(db):
+    return auth.create_token(db, "tests")
+
+
+def csrf_token(client, path="/"):
+    """A CSRF token for client's session, read from a rendered admin page's htmx headers."""
+    import re
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'"X-CSRFToken": "([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
