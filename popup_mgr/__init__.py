@@ -29,7 +29,9 @@ def create_app(test_config=None):
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.session_protection = "strong"
+    # "basic": a changed IP or user agent marks the session non-fresh instead of ending it
+    # (Mike moves between networks on his phone).
+    login_manager.session_protection = "basic"
     web.register(app)
     app.before_request(_protect_from_csrf)
     _register_blueprints(app)
