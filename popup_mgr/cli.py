@@ -97,7 +97,42 @@ def _print_login(app, port, credentials):
     click.echo("", err=True)
 
 
-COMMANDS = (init_db, create_admin, create_token, serve, quickstart)
+@click.command("verify")
+@click.option("--from", "first_day", metavar="YYYY-MM-DD", help="First day (default: the earliest in the ledger).")
+@click.option("--to", "last_day", metavar="YYYY-MM-DD", help="Last day (default: the latest in the ledger).")
+@with_appcontext
+def verify(first_day, last_day):
+    """Check that daily_stats equals the ledger; exit 1 and print the differences if not."""
+    from popup_mgr import rollups, tracking
+    for value in (first_day, last_day):
+        if value is not None:
+            _check_day(value)
+    db = _db()
+    present = tracking.ledger_day_range(db)
+    if present is None and not (first_day and last_day):
+        click.echo("verify: ledger and daily_stats are empty; nothing to compare.")
+        return
+    first_day, last_day = first_day or present[0], last_day or present[1]
+    differences = rollups.differences(db, first_day, last_day)
+    if not differences:
+        click.echo(f"verify: daily_stats equals the ledger for {first_day} .. {last_day}.")
+        return
+    click.echo(f"verify: {len(differences)} difference(s) between daily_stats and the ledger"
+               f" for {first_day} .. {last_day}:")
+    for source, row in differences:
+        click.echo(f"  {source:>11}: " + ", ".join(f"{key}={value}" for key, value in row.items()))
+    sys.exit(1)
+
+
+def _check_day(value):
+    import datetime as dt
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)")
+
+
+COMMANDS = (init_db, create_admin, create_token, serve, quickstart, verify)
 
 
 def register(app):

@@ -25,6 +25,10 @@ def from_environment(environ=os.environ):
         "BASE_URL": base_url,
         "POSTBACK_SECRET": environ.get("POPUP_POSTBACK_SECRET") or None,
         "BUSINESS_TZ": environ.get("POPUP_TZ", "America/New_York"),
+        # IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = use the socket.
+        "TRUSTED_PROXIES": environ.get("POPUP_TRUSTED_PROXIES", ""),
+        # IPs/CIDRs allowed to call /api/postback; empty = any caller with the secret.
+        "POSTBACK_ALLOWED_IPS": environ.get("POPUP_POSTBACK_ALLOWED_IPS", ""),
         # Admin forms and API bodies are small; nothing needs more than this.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -1,0 +1,122 @@
+"""Visitor privacy: client IP resolution and keyed visitor hashes with daily-rotated salts.
+
+IP addresses and user agents are never stored. Each event keeps only
+HMAC-SHA256(salt_of_the_UTC_day, ip + "\\n" + user_agent), so unique visitors per day can be
+counted. A day's salt is random, kept in `visitor_salts` and deleted 48 hours after that day
+began; after that nobody (not even with the database) can link a hash to an IP address.
+"""
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import threading
+import time
+
+from popup_mgr import db as database
+
+SALT_BYTES = 32
+SALT_LIFETIME_MS = 48 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+HASH_HEX_CHARS = 32
+
+
+class NetworkListError(ValueError):
+    """A configured IP/CIDR list contains something that is not an address or network."""
+
+
+def parse_networks(text):
+    """'10.0.0.1, 192.168.0.0/16' -> (IPv4Network, ...). Empty text -> ()."""
+    networks = []
+    for item in (text or "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise NetworkListError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def ip_in(address, networks):
+    """True when the textual address belongs to one of networks (False for garbage)."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except (ValueError, AttributeError):
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks if network.version == ip.version)
+
+
+def client_ip(remote_addr, forwarded_for, trusted_proxies):
+    """The visitor's IP: the socket's peer, or when that peer is a trusted proxy, the right-most
+    X-Forwarded-For entry that is not itself a trusted proxy (entries further left are
+    client-supplied and can be forged)."""
+    remote_addr = remote_addr or ""
+    if not trusted_proxies or not forwarded_for or not ip_in(remote_addr, trusted_proxies):
+        return remote_addr
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+        if not ip_in(hop, trusted_proxies):
+            return hop if _is_ip(hop) else remote_addr
+    return remote_addr
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def utc_day(ts_ms):
+    return time.strftime("%Y-%m-%d", time.gmtime(ts_ms // 1000))
+
+
+class VisitorHasher:
+    """Keyed visitor hashes for one database; salts cached in memory, rotated by UTC day."""
+
+    def __init__(self, database_path):
+        self.database_path = database_path
+        self._salts = {}
+        self._lock = threading.Lock()
+
+    def visitor_hash(self, ip, user_agent, ts_ms):
+        salt = self.salt_for(utc_day(ts_ms), ts_ms)
+        message = f"{ip}\n{user_agent}".encode("utf-8", "replace")
+        return hmac.new(salt, message, hashlib.sha256).hexdigest()[:HASH_HEX_CHARS]
+
+    def salt_for(self, day, now_ms):
+        salt = self._salts.get(day)
+        if salt is None:
+            with self._lock:
+                salt = self._salts.get(day)
+                if salt is None:
+                    salt = self._load_or_create(day, now_ms)
+                    self._salts = {day: salt}     # older days are never needed again here
+        return salt
+
+    def _load_or_create(self, day, now_ms):
+        db = database.connect(self.database_path)
+        try:
+            return ensure_salt(db, day, now_ms)
+        finally:
+            db.close()
+
+
+def ensure_salt(db, day, now_ms):
+    """The salt for a UTC day (created if missing), deleting salts older than 48 hours.
+
+    INSERT OR IGNORE then SELECT: several processes on one database agree on one salt."""
+    with database.transaction(db):
+        db.execute("/* privacy.ensure_salt */ INSERT OR IGNORE INTO visitor_salts (day, salt, created_ms)"
+                   " VALUES (?, ?, ?)", (day, secrets.token_bytes(SALT_BYTES), now_ms))
+        delete_expired_salts(db, now_ms)
+        row = db.execute("/* privacy.ensure_salt */ SELECT salt FROM visitor_salts WHERE day = ?",
+                         (day,)).fetchone()
+    return bytes(row["salt"])
+
+
+def delete_expired_salts(db, now_ms):
+    """Delete the salts of UTC days that began 48 hours or more ago."""
+    oldest_kept = utc_day(now_ms - SALT_LIFETIME_MS + DAY_MS)
+    db.execute("/* privacy.delete_expired_salts */ DELETE FROM visitor_salts WHERE day < ?",
+               (oldest_kept,))
