@@ -90,7 +90,8 @@ def _no_store(response):
 
 # --- click redirect ----------------------------------------------------------------------------------
 
-@bp.route("/c/<token>", methods=["GET", "HEAD"])
+# path: + merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
+@bp.route("/c/<path:token>", methods=["GET", "HEAD"], merge_slashes=False)
 def click_redirect(token):
     """Count the click (once per e=event id) and 302 to the campaign's stored link. HEAD and
     prefetches redirect without counting: no visitor has clicked yet."""
