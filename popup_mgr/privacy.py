@@ -105,7 +105,11 @@ class VisitorHasher:
 def ensure_salt(db, day, now_ms):
     """The salt for a UTC day (created if missing), deleting salts older than 48 hours.
 
-    INSERT OR IGNORE then SELECT: several processes on one database agree on one salt."""
+    INSERT OR IGNORE then SELECT: several processes on one database agree on one salt. The salt
+    usually exists already (made by another process), which needs no write lock."""
+    row = db.execute("/* privacy.ensure_salt */ SELECT salt FROM visitor_salts WHERE day = ?", (day,)).fetchone()
+    if row is not None:
+        return bytes(row["salt"])
     with database.transaction(db):
         db.execute("/* privacy.ensure_salt */ INSERT OR IGNORE INTO visitor_salts (day, salt, created_ms)"
                    " VALUES (?, ?, ?)", (day, secrets.token_bytes(SALT_BYTES), now_ms))

@@ -106,7 +106,10 @@ def click_redirect(token):
         # The visitor clicked: losing them costs more than losing one count. The uncounted
         # click id still reaches the network, and its conversion is kept as unattributed.
         log.warning("click not stored, redirecting anyway: %s", exc)
-        return _redirect_to(tracking.uncounted_click_url(current_app, token))
+        try:
+            return _redirect_to(tracking.uncounted_click_url(current_app, token))
+        except (EventError, IngestUnavailable):
+            return _bad_link("temporarily unavailable, please try again", status=503)
 
 
 def _event_id_from_query():
@@ -134,8 +137,8 @@ def _redirect_to(url):
     return response
 
 
-def _bad_link(reason):
-    response = current_app.make_response((render_template("track/bad_link.html", reason=reason), 400))
+def _bad_link(reason, status=400):
+    response = current_app.make_response((render_template("track/bad_link.html", reason=reason), status))
     response.headers["X-Popup-Reason"] = reason
     return _no_store(response)
 

@@ -19,11 +19,13 @@ only when the ledger insert was new, and by the exact difference when a conversi
 daily_stats always equals rollups.rebuild()'s definition.
 """
 import atexit
+import contextlib
 import hmac
 import json
 import queue
 import re
 import secrets
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -152,16 +154,18 @@ def resolve_offer(app, token_text, now_ms=None):
 def record_impression(app, beacon, visitor, now_ms=None):
     """Count one impression (once per event_id). Returns True when new, False for a replay.
     Returns only after the commit; raises EventError (4xx) or IngestUnavailable (503)."""
-    offer = resolve_offer(app, beacon.token, now_ms)
-    row = _event_row(app, offer, beacon, visitor, now_ms)
+    with _database_errors_as_unavailable():
+        offer = resolve_offer(app, beacon.token, now_ms)
+        row = _event_row(app, offer, beacon, visitor, now_ms)
     return _state(app).writer.submit(("impression", row))
 
 
 def record_click(app, beacon, visitor, now_ms=None):
     """Count one click (once per event_id) and return its ClickResult; the same click id and
     destination come back for a replayed event_id."""
-    offer = resolve_offer(app, beacon.token, now_ms)
-    row = _event_row(app, offer, beacon, visitor, now_ms)
+    with _database_errors_as_unavailable():
+        offer = resolve_offer(app, beacon.token, now_ms)
+        row = _event_row(app, offer, beacon, visitor, now_ms)
     row["click_id"] = new_click_id()
     row["campaign_paused"] = int(offer.campaign.paused(row["ts"]))
     stored = _state(app).writer.submit(("click", row))
@@ -174,8 +178,19 @@ def record_click(app, beacon, visitor, now_ms=None):
 
 def uncounted_click_url(app, token_text):
     """Destination for HEAD and prefetch requests: same link, a fresh click id, nothing stored."""
-    offer = resolve_offer(app, token_text)
+    with _database_errors_as_unavailable():
+        offer = resolve_offer(app, token_text)
     return click_target_url(offer.campaign, new_click_id(), offer.token.property_code)
+
+
+@contextlib.contextmanager
+def _database_errors_as_unavailable():
+    """Catalog reloads and new daily salts read the database; a locked or broken database is a
+    503 (retry later), never a 500."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise IngestUnavailable(f"database unavailable ({type(exc).__name__})") from None
 
 
 def _event_row(app, offer, beacon, visitor, now_ms):
