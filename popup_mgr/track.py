@@ -1,10 +1,12 @@
 """Blueprint "track": beacons, the click redirect, the network's postback and the admin page
 that sets the postback up. HTTP only: parse, call tracking, answer. No SQL here."""
-import logging
 import datetime as dt
-from urllib.parse import quote, urlencode
+import json
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qs, quote, urlencode
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import login_required
 
 from popup_mgr import db as database
@@ -12,56 +14,146 @@ from popup_mgr import money, tracking, urls, web
 from popup_mgr.tracking import EventError, IngestUnavailable, PostbackRejected
 
 bp = Blueprint("track", __name__)
-bp.record_once(lambda setup: tracking.init_app(setup.app))
+bp.record_once(lambda setup: (tracking.init_app(setup.app), install_fast_path(setup.app)))
 log = logging.getLogger(__name__)
 
 TEST_TRANSACTION_PREFIX = "test-"
 TEST_PAYOUT = "1.00"
 
 
-# --- beacons ---------------------------------------------------------------------------------------
+# --- beacons and the click redirect --------------------------------------------------------------
+#
+# These three paths carry nearly all traffic. Each is answered by one function returning an
+# Answer; the Flask views below and FastPath (raw WSGI, installed in front of Flask) both use it,
+# so there is one behaviour. FastPath exists because Flask's per-request machinery (request
+# context, session, rate-limit bookkeeping, after-request hooks) costs several times what the
+# beacon itself costs; the public contract is the same either way.
+
+@dataclass
+class Answer:
+    status: int
+    headers: list
+    body: bytes = b""
+
+
+NO_STORE = ("Cache-Control", "no-store")
+BEACON_PATHS = {"/api/impression": "impression", "/api/click": "click"}
+
+
+def beacon_answer(app, kind, content_length, stream, visitor):
+    """Answer for POST /api/impression or /api/click: 204 / 200 only after the commit."""
+    body = _read_limited(content_length, stream)
+    if body is None:
+        return _error_answer(413, "body too large")
+    try:
+        beacon = tracking.parse_beacon(body)
+        if kind == "impression":
+            tracking.record_impression(app, beacon, visitor)
+            return Answer(204, [NO_STORE])
+        result = tracking.record_click(app, beacon, visitor)
+    except EventError as exc:
+        return _error_answer(400, str(exc))
+    except IngestUnavailable as exc:
+        return _unavailable_answer(exc)
+    payload = json.dumps({"click_id": result.click_id, "redirect_url": result.redirect_url}).encode()
+    return Answer(200, [NO_STORE, ("Content-Type", "application/json")], payload)
+
+
+def _read_limited(content_length, stream):
+    """The body, or None when it is over MAX_BEACON_BYTES (read at most one byte more, so a
+    body without Content-Length cannot be large either)."""
+    if content_length is not None and content_length > tracking.MAX_BEACON_BYTES:
+        return None
+    body = stream.read(tracking.MAX_BEACON_BYTES + 1)
+    return None if len(body) > tracking.MAX_BEACON_BYTES else body
+
+
+def click_answer(app, token, event_ids, uncounted, visitor):
+    """302 for GET|HEAD /c/<token>, or a str: the reason for the "bad link" page (400).
+
+    HEAD and prefetches (uncounted) redirect without counting: no visitor has clicked yet."""
+    try:
+        if uncounted:
+            return _redirect_answer(tracking.uncounted_click_url(app, token))
+        event_id = _valid_event_id(event_ids)
+        return _redirect_answer(tracking.record_click(app, tracking.Beacon(token, event_id), visitor).redirect_url)
+    except EventError as exc:
+        return str(exc)
+    except IngestUnavailable as exc:
+        # The visitor clicked: losing them costs more than losing one count. The uncounted
+        # click id still reaches the network, and its conversion is kept as unattributed.
+        log.warning("click not stored, redirecting anyway: %s", exc)
+        try:
+            return _redirect_answer(tracking.uncounted_click_url(app, token))
+        except (EventError, IngestUnavailable):
+            return _unavailable_answer(exc)
+
+
+def _valid_event_id(values):
+    """The one valid e= value, else an event id made here (the click still counts once)."""
+    if len(values) == 1:
+        try:
+            return tracking.check_event_id(values[0])
+        except EventError:
+            pass
+    return tracking.new_event_id()
+
+
+def _redirect_answer(url):
+    if urls.url_problem(url):
+        # Only campaign links validated as http(s) are stored; anything else is never followed.
+        return "offer link unavailable"
+    return Answer(302, [("Location", url), ("Cache-Control", "no-store, private"),
+                        ("Referrer-Policy", "no-referrer")])
+
+
+def _error_answer(status, error, reason=None, extra=()):
+    """web.json_error's shape ({"error": ...} + X-Popup-Reason), without needing a Flask request."""
+    body = json.dumps({"error": error}).encode()
+    return Answer(status, [NO_STORE, ("Content-Type", "application/json"), ("X-Popup-Reason", reason or error),
+                           *extra], body)
+
+
+def _unavailable_answer(exc):
+    log.warning("event not stored: %s", exc)
+    return _error_answer(503, "temporarily unavailable, retry", reason="unavailable", extra=[("Retry-After", "1")])
+
+
+def is_prefetch(headers):
+    """headers: a mapping with .get (Flask headers, or FastPath's environ adapter)."""
+    purpose = (headers.get("Sec-Purpose") or headers.get("Purpose") or "").lower()
+    return purpose.startswith("prefetch") or (headers.get("X-Moz") or "").lower() == "prefetch"
+
 
 @bp.post("/api/impression")
 def impression():
-    beacon = _beacon_from_body()
-    if not isinstance(beacon, tracking.Beacon):
-        return beacon
-    try:
-        tracking.record_impression(current_app, beacon, _visitor())
-    except EventError as exc:
-        return _rejected(exc)
-    except IngestUnavailable as exc:
-        return _unavailable(exc)
-    return _no_store(current_app.response_class(status=204))
+    return _flask_response(beacon_answer(current_app, "impression", request.content_length, request.stream, _visitor()))
 
 
 @bp.post("/api/click")
 def click():
-    beacon = _beacon_from_body()
-    if not isinstance(beacon, tracking.Beacon):
-        return beacon
-    try:
-        result = tracking.record_click(current_app, beacon, _visitor())
-    except EventError as exc:
-        return _rejected(exc)
-    except IngestUnavailable as exc:
-        return _unavailable(exc)
-    return _no_store(jsonify({"click_id": result.click_id, "redirect_url": result.redirect_url}))
+    return _flask_response(beacon_answer(current_app, "click", request.content_length, request.stream, _visitor()))
 
 
-def _beacon_from_body():
-    """A Beacon, or the error response (413 for oversized bodies, 400 for anything invalid)."""
-    declared = request.content_length
-    if declared is not None and declared > tracking.MAX_BEACON_BYTES:
-        return web.json_error(413, "body too large", reason="body too large")
-    # Read at most one byte more than allowed: a body without Content-Length cannot be large.
-    body = request.stream.read(tracking.MAX_BEACON_BYTES + 1)
-    if len(body) > tracking.MAX_BEACON_BYTES:
-        return web.json_error(413, "body too large", reason="body too large")
-    try:
-        return tracking.parse_beacon(body)
-    except EventError as exc:
-        return _rejected(exc)
+# path: + merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
+@bp.route("/c/<path:token>", methods=["GET", "HEAD"], merge_slashes=False)
+def click_redirect(token):
+    uncounted = request.method == "HEAD" or is_prefetch(request.headers)
+    answer = click_answer(current_app, token, request.args.getlist("e"), uncounted, _visitor())
+    if isinstance(answer, str):
+        return bad_link_page(answer)
+    return _flask_response(answer)
+
+
+def bad_link_page(reason):
+    response = current_app.make_response((render_template("track/bad_link.html", reason=reason), 400))
+    response.headers["X-Popup-Reason"] = reason
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _flask_response(answer):
+    return current_app.response_class(answer.body, status=answer.status, headers=answer.headers)
 
 
 def _visitor():
@@ -72,75 +164,68 @@ def _client_ip():
     return tracking.client_ip(current_app, request.remote_addr, request.headers.get("X-Forwarded-For"))
 
 
-def _rejected(exc, status=400):
-    return _no_store(web.json_error(status, str(exc), reason=str(exc)))
+class FastPath:
+    """Raw-WSGI front for POST /api/impression, POST /api/click and GET|HEAD /c/<token>;
+    everything else (and the bad-link page) goes on to Flask."""
 
+    _STATUS = {200: "200 OK", 204: "204 No Content", 302: "302 Found", 400: "400 Bad Request",
+               413: "413 Content Too Large", 503: "503 Service Unavailable"}
 
-def _unavailable(exc):
-    log.warning("event not stored: %s", exc)
-    response = web.json_error(503, "temporarily unavailable, retry", reason="unavailable")
-    response.headers["Retry-After"] = "1"
-    return _no_store(response)
+    def __init__(self, app, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
 
+    def __call__(self, environ, start_response):
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
+        if method == "POST" and path in BEACON_PATHS:
+            answer = self._guarded(self._beacon, environ, BEACON_PATHS[path])
+        elif method in ("GET", "HEAD") and path.startswith("/c/"):
+            answer = self._guarded(self._click, environ, path[3:], method)
+            if isinstance(answer, str):
+                return self.wsgi_app(environ, start_response)     # Flask renders the page
+        else:
+            return self.wsgi_app(environ, start_response)
+        headers = answer.headers + list(web.CORS_HEADERS) + [("Content-Length", str(len(answer.body)))]
+        start_response(self._STATUS[answer.status], headers)
+        return [] if method == "HEAD" else [answer.body]
 
-def _no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-# --- click redirect ----------------------------------------------------------------------------------
-
-# path: + merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
-@bp.route("/c/<path:token>", methods=["GET", "HEAD"], merge_slashes=False)
-def click_redirect(token):
-    """Count the click (once per e=event id) and 302 to the campaign's stored link. HEAD and
-    prefetches redirect without counting: no visitor has clicked yet."""
-    try:
-        if request.method == "HEAD" or _is_prefetch():
-            return _redirect_to(tracking.uncounted_click_url(current_app, token))
-        beacon = tracking.Beacon(token, _event_id_from_query())
-        return _redirect_to(tracking.record_click(current_app, beacon, _visitor()).redirect_url)
-    except EventError as exc:
-        return _bad_link(str(exc))
-    except IngestUnavailable as exc:
-        # The visitor clicked: losing them costs more than losing one count. The uncounted
-        # click id still reaches the network, and its conversion is kept as unattributed.
-        log.warning("click not stored, redirecting anyway: %s", exc)
+    def _guarded(self, handler, environ, *args):
         try:
-            return _redirect_to(tracking.uncounted_click_url(current_app, token))
-        except (EventError, IngestUnavailable):
-            return _bad_link("temporarily unavailable, please try again", status=503)
+            return handler(environ, *args)
+        except Exception:
+            # Never a 500 on a public path: the client retries a 503 with the same event id.
+            log.exception("unexpected error on %s", environ.get("PATH_INFO"))
+            return _error_answer(503, "temporarily unavailable, retry")
 
-
-def _event_id_from_query():
-    values = request.args.getlist("e")
-    if len(values) == 1:
+    def _beacon(self, environ, kind):
         try:
-            return tracking.check_event_id(values[0])
-        except EventError:
-            pass
-    return tracking.new_event_id()
+            content_length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            return _error_answer(400, "bad Content-Length")
+        return beacon_answer(self.app, kind, None if content_length < 0 else content_length,
+                             environ["wsgi.input"], self._visitor(environ))
+
+    def _click(self, environ, token, method):
+        headers = _EnvironHeaders(environ)
+        uncounted = method == "HEAD" or is_prefetch(headers)
+        event_ids = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get("e", [])
+        return click_answer(self.app, token, event_ids, uncounted, self._visitor(environ))
+
+    def _visitor(self, environ):
+        ip = tracking.client_ip(self.app, environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
+        return tracking.Visitor(ip, environ.get("HTTP_USER_AGENT", ""))
 
 
-def _is_prefetch():
-    purpose = (request.headers.get("Sec-Purpose") or request.headers.get("Purpose") or "").lower()
-    return purpose.startswith("prefetch") or request.headers.get("X-Moz", "").lower() == "prefetch"
+class _EnvironHeaders:
+    def __init__(self, environ):
+        self.environ = environ
+
+    def get(self, name, default=None):
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
 
 
-def _redirect_to(url):
-    if urls.url_problem(url):
-        # Only campaign links validated as http(s) are stored; anything else is never followed.
-        return _bad_link("offer link unavailable")
-    response = redirect(url, code=302)
-    response.headers["Cache-Control"] = "no-store, private"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
-def _bad_link(reason, status=400):
-    response = current_app.make_response((render_template("track/bad_link.html", reason=reason), status))
-    response.headers["X-Popup-Reason"] = reason
-    return _no_store(response)
+def install_fast_path(app):
+    app.wsgi_app = FastPath(app, app.wsgi_app)
 
 
 # --- postback ------------------------------------------------------------------------------------------
@@ -151,14 +236,16 @@ def postback():
     try:
         tracking.check_postback_caller(current_app, params, _client_ip())
     except PostbackRejected as exc:
-        return _rejected(exc, status=403)
+        return _flask_response(_error_answer(403, str(exc)))
     try:
         result = tracking.record_conversion(current_app, tracking.parse_postback(params))
     except EventError as exc:
-        return _rejected(exc)
+        return _flask_response(_error_answer(400, str(exc)))
     except IngestUnavailable as exc:
-        return _unavailable(exc)
-    return _no_store(jsonify(result.as_json()))
+        return _flask_response(_unavailable_answer(exc))
+    response = jsonify(result.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- admin: postback setup -----------------------------------------------------------------------------

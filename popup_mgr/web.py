@@ -21,6 +21,16 @@ NAV = (
 )
 
 
+# Sent on every answer of a public path (also by the raw-WSGI beacon fast path in track.py).
+CORS_HEADERS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"),
+    ("Access-Control-Allow-Headers", "Content-Type"),
+    ("Access-Control-Expose-Headers", "X-Popup-Reason"),
+    ("Access-Control-Max-Age", "86400"),
+)
+
+
 def json_error(status, error, errors=None, reason=None):
     """{"error": "...", "errors": {...}} with the status; reason also goes in X-Popup-Reason."""
     body = {"error": error}
@@ -40,11 +50,8 @@ def is_public_path(path):
 def add_cors_headers(response):
     """Any origin may call the public endpoints; they never use cookies."""
     if is_public_path(request.path):
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, HEAD, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Expose-Headers"] = "X-Popup-Reason"
-        response.headers["Access-Control-Max-Age"] = "86400"
+        for name, value in CORS_HEADERS:
+            response.headers[name] = value
     return response
 
 

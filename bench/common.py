@@ -1,0 +1,78 @@
+"""Helpers for the benchmarks: a temp database with a campaign, the real `popup-mgr serve`."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from popup_mgr import create_app, timeutil, tokens  # noqa: E402
+from popup_mgr import db as database  # noqa: E402
+
+SECRET_KEY = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+POPUP_MGR = Path(sys.executable).with_name("popup-mgr")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_database():
+    """A fresh database in a temp dir with one campaign; returns (path, token)."""
+    path = Path(tempfile.mkdtemp(prefix="popup-bench-")) / "popup.db"
+    create_app({"DATABASE": str(path), "SECRET_KEY": SECRET_KEY})
+    db = database.connect(str(path))
+    now = timeutil.iso_now()
+    with database.transaction(db):
+        campaign = db.execute(
+            "INSERT INTO campaigns (tune_campaign_id, name, display_title, click_url, created_at, updated_at)"
+            " VALUES (1, 'Bench offer', 'Free sample', 'https://track.example.com/aff_c?offer_id=1&aff_id=2', ?, ?)",
+            (now, now)).lastrowid
+    db.close()
+    return path, tokens.sign(SECRET_KEY, campaign, "mff", "thankyou", "", int(time.time()))
+
+
+def start_popup_mgr(db_path, port):
+    env = os.environ | {"POPUP_DB": str(db_path), "POPUP_SECRET_KEY": SECRET_KEY}
+    process = subprocess.Popen([str(POPUP_MGR), "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_up(f"http://127.0.0.1:{port}/api/health")
+    return process
+
+
+def wait_until_up(url, timeout_s=30):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def count_rows(db_path, table):
+    db = database.connect(str(db_path))
+    try:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
