@@ -140,14 +140,17 @@ def report(results, stored_impressions, stored_clicks, args):
         errors = r["non_2xx_3xx"] + r["socket_errors"]
         print(f"{name:<24}{r['rps']:>10.0f}{r['rps'] / bare_rps:>8.2f}{r['p99_ms']:>9.1f}{errors:>8}")
     impression = results["POST /api/impression"]
-    print(f"\nimpressions: 204s received {impression['acked']}, rows stored {stored_impressions}"
-          f" ({'equal' if impression['acked'] == stored_impressions else 'DIFFERENT'})")
+    in_flight = stored_impressions - impression["acked"]
+    print(f"\nimpressions: 204s received {impression['acked']}, rows stored {stored_impressions};"
+          f" {in_flight} stored whose 204 wrk never read (requests in flight when wrk stopped,"
+          f" at most one per connection)")
     print(f"clicks: responses {results['GET /c/<token>']['requests']}, rows stored {stored_clicks}")
     checks = {
         "each endpoint >= 0.8x bare": all(r["rps"] >= 0.8 * bare_rps for r in results.values()),
         "no errors": all(r["non_2xx_3xx"] + r["socket_errors"] == 0 for r in results.values()),
         "impression p99 <= 20 ms": impression["p99_ms"] <= 20,
-        "stored == 204s": impression["acked"] == stored_impressions,
+        # wrk stops mid-request: a request it sent may be committed after it stopped reading.
+        "stored == 204s (+ in flight at stop)": 0 <= stored_impressions - impression["acked"] <= args.connections,
     }
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
