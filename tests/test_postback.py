@@ -6,7 +6,8 @@ from urllib.parse import urlencode
 import pytest
 
 from popup_mgr import create_app, tracking
-from tracking_support import BROWSER_UA, add_campaign, all_differences, beacon_body, count, stats, token_for
+from tracking_support import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_from_page, stats,
+                              token_for)
 
 SECRET = "postback-test-secret"
 
@@ -158,8 +159,7 @@ def test_settings_page_needs_a_login(app, client):
 
 
 def test_send_test_postback_goes_through_the_real_endpoint(admin_client, db, click_id):
-    from conftest import csrf_token
-    token = csrf_token(admin_client, "/admin/settings/postback")
+    token = csrf_from_page(admin_client, "/admin/settings/postback")
     response = admin_client.post("/admin/settings/postback/test", headers={"X-CSRFToken": token, "HX-Request": "true"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.startswith('<section id="postback-panel"')
@@ -169,7 +169,7 @@ def test_send_test_postback_goes_through_the_real_endpoint(admin_client, db, cli
     assert stats(db)["revenue_cents"] == 0 and tracking.unattributed_conversions(db)[0] == 0
 
 
-def test_admin_forms_need_the_csrf_token(admin_client, db):
+def test_admin_forms_need_the_csrf_from_page(admin_client, db):
     assert admin_client.post("/admin/settings/postback/test").status_code == 400
     assert count(db, "conversions") == 0
 
@@ -185,9 +185,8 @@ def test_rotate_from_the_admin_page(tmp_path):
     with client.session_transaction() as session:
         session["_user_id"], session["_fresh"] = str(user_id), True
     old = tracking.postback_secret(app)
-    from conftest import csrf_token
     response = client.post("/admin/settings/postback/rotate",
-                           headers={"X-CSRFToken": csrf_token(client, "/admin/settings/postback")})
+                           headers={"X-CSRFToken": csrf_from_page(client, "/admin/settings/postback")})
     new = tracking.postback_secret(app)
     html = response.get_data(as_text=True)
     assert new != old and f"secret={new}" in html and old not in html and "Rotate secret" in html

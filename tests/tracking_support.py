@@ -56,3 +56,13 @@ def stats(db):
 def all_differences(db):
     from popup_mgr import rollups
     return rollups.differences(db, "0000-01-01", "9999-12-31")
+
+
+def csrf_from_page(client, path):
+    """The CSRF token in a rendered admin page's htmx headers (as tests/conftest.py's csrf_token;
+    imported here by value because two conftest modules exist under tests/)."""
+    import re
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'"X-CSRFToken": "([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
