@@ -113,7 +113,7 @@ def verify(first_day, last_day):
             _check_day(value)
     db = _db()
     present = tracking.ledger_day_range(db)
-    if present is None and not (first_day and last_day):
+    if present is None:
         click.echo("verify: ledger and daily_stats are empty; nothing to compare.")
         return
     first_day, last_day = first_day or present[0], last_day or present[1]

@@ -153,7 +153,10 @@ def bad_link_page(reason):
 
 
 def _flask_response(answer):
-    return current_app.response_class(answer.body, status=answer.status, headers=answer.headers)
+    response = current_app.response_class(answer.body, status=answer.status, headers=answer.headers)
+    if not any(name == "Content-Type" for name, _ in answer.headers):
+        del response.headers["Content-Type"]        # as the fast path: no body, no type
+    return response
 
 
 def _visitor():

@@ -444,7 +444,10 @@ class Catalog:
         return self._reload()
 
     def _reload(self):
+        requested_at = time.monotonic()
         with self._lock:
+            if self._snapshot is not None and self._loaded_at >= requested_at:
+                return self._snapshot        # another thread reloaded while this one waited
             db = database.connect(self.database_path)
             try:
                 snapshot = load_catalog(db)

@@ -238,3 +238,44 @@ def test_new_campaign_is_accepted_without_a_signal(app, client, db, monkeypatch)
     client.post("/api/impression", data=beacon_body(token_for(app, add_campaign(db, app=app))), headers=HEADERS)
     late = add_campaign(db)          # no notify: like `popup-mgr` in another process
     assert post(client, "/api/impression", beacon_body(token_for(app, late))).status_code == 204
+
+
+# --- the Flask views and the raw-WSGI fast path answer alike ------------------------------------
+
+def _answer(client, method, path, body=None):
+    response = client.open(path, method=method, data=body, headers=HEADERS)
+    headers = {k: response.headers.get(k) for k in ("Content-Type", "X-Popup-Reason", "Cache-Control",
+                                                    "Access-Control-Allow-Origin", "Access-Control-Expose-Headers")}
+    location = response.headers.get("Location", "")
+    return response.status_code, headers, location.split("aff_click_id=")[0], sorted((response.get_json(silent=True) or {}))
+
+
+def test_flask_views_answer_like_the_fast_path(app, client, db, token):
+    from popup_mgr import track
+    fast = app.wsgi_app
+    assert isinstance(fast, track.FastPath)
+    cases = [("POST", "/api/impression", lambda: beacon_body(token)), ("POST", "/api/click", lambda: beacon_body(token)),
+             ("POST", "/api/impression", lambda: b"{"), ("POST", "/api/click", lambda: beacon_body("v1.x")),
+             ("POST", "/api/impression", lambda: b"x" * 5000), ("GET", f"/c/{token}", lambda: None),
+             ("HEAD", f"/c/{token}", lambda: None), ("GET", "/c/bad-token", lambda: None)]
+    via_fast = [_answer(client, method, path, body()) for method, path, body in cases]
+    app.wsgi_app = fast.wsgi_app           # Flask alone
+    try:
+        via_flask = [_answer(client, method, path, body()) for method, path, body in cases]
+    finally:
+        app.wsgi_app = fast
+    assert via_fast == via_flask
+    assert count(db, "impressions") == 2 and count(db, "clicks") == 4 and all_differences(db) == []
+
+
+def test_fast_path_reads_bodies_without_content_length(app, token, db):
+    """A chunked upload has no Content-Length: the body is still read (and limited)."""
+    import io
+    from popup_mgr import track
+    for body, status in ((beacon_body(token).encode(), "204 No Content"), (b"x" * 5000, "413 Content Too Large")):
+        answered = []
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/impression", "wsgi.input": io.BytesIO(body),
+                   "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": BROWSER_UA}
+        track.FastPath(app, None)(environ, lambda s, h: answered.append(s))
+        assert answered == [status]
+    assert count(db, "impressions") == 1
