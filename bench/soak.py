@@ -9,13 +9,15 @@ server shows up as latency (measured from the scheduled send time) rather than a
 """
 import argparse
 import http.client
+import os
 import json
 import statistics
 import threading
 import time
 import uuid
 
-from common import BROWSER_UA, count_rows, free_port, prepare_database, rss_mb, start_popup_mgr
+from common import (BROWSER_UA, count_rows, cpu_seconds, free_port, load_average, prepare_database, rss_mb,
+                    start_popup_mgr)
 
 SAMPLE_EVERY_S = 10
 
@@ -69,24 +71,25 @@ def main():
     server = start_popup_mgr(db_path, port)
     run_id = uuid.uuid4().hex[:8]
     try:
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), cpu_seconds(server.pid)
         deadline = start + args.duration
         clients = [Client(port, token, args.rate / args.clients, deadline, f"soak{run_id}-{i}")
                    for i in range(args.clients)]
         for client in clients:
             client.start()
         print(f"soak: {args.rate}/s for {args.duration}s, {args.clients} keep-alive clients, server pid {server.pid}")
-        print(f"{'t (s)':>6}{'RSS MB':>9}{'sent':>9}{'p99 ms (recent)':>18}")
+        print(f"{'t (s)':>6}{'RSS MB':>9}{'sent':>9}{'p99 ms (recent)':>18}{'load avg':>10}")
         rss = []
         while any(client.is_alive() for client in clients):
             time.sleep(min(SAMPLE_EVERY_S, max(0.1, deadline - time.monotonic() + 0.5)))
             rss.append(rss_mb(server.pid))
             latencies = [value for client in clients for value in client.latencies[-2000:]]
             sent = sum(len(client.latencies) for client in clients)
-            print(f"{time.monotonic() - start:>6.0f}{rss[-1]:>9.1f}{sent:>9}{percentile(latencies, 0.99) * 1000:>18.1f}")
+            print(f"{time.monotonic() - start:>6.0f}{rss[-1]:>9.1f}{sent:>9}{percentile(latencies, 0.99) * 1000:>18.1f}{load_average():>10.1f}")
         for client in clients:
             client.join()
         elapsed = time.monotonic() - start
+        server_cpu = cpu_seconds(server.pid) - cpu_start
     finally:
         server.terminate()
         server.wait(10)
@@ -99,6 +102,9 @@ def main():
           f" stored {stored} ({'equal to the 204s' if stored == acked else 'DIFFERENT from the 204s'})")
     print(f"latency from scheduled send: p50 {percentile(latencies, 0.5) * 1000:.1f} ms,"
           f" p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    print(f"server CPU: {server_cpu:.0f} s in {elapsed:.0f} s = {100 * server_cpu / elapsed:.0f}% of one core"
+          f" ({1e6 * server_cpu / max(1, len(latencies)):.0f} µs per impression);"
+          f" machine load average now {load_average():.1f} on {os.cpu_count()} cores")
     first_half = statistics.mean(rss[: max(1, len(rss) // 2)])
     print(f"server RSS: start {rss[0]:.1f} MB, end {rss[-1]:.1f} MB, max {max(rss):.1f} MB,"
           f" mean first half {first_half:.1f} MB, mean second half {statistics.mean(rss[len(rss) // 2:]):.1f} MB")
