@@ -14,8 +14,15 @@ from popup_mgr import money, tracking, urls, web
 from popup_mgr.tracking import EventError, IngestUnavailable, PostbackRejected
 
 bp = Blueprint("track", __name__)
-bp.record_once(lambda setup: (tracking.init_app(setup.app), install_fast_path(setup.app)))
 log = logging.getLogger(__name__)
+
+
+@bp.record_once
+def _on_register(setup):
+    """When the blueprint is registered: the app's tracking state (settings checked at start-up)
+    and the fast path in front of Flask."""
+    tracking.init_app(setup.app)
+    install_fast_path(setup.app)
 
 TEST_TRANSACTION_PREFIX = "test-"
 TEST_PAYOUT = "1.00"
@@ -235,6 +242,8 @@ def install_fast_path(app):
 
 @bp.route("/api/postback", methods=["GET", "POST"])
 def postback():
+    if request.method == "HEAD":      # Flask adds HEAD to GET routes; a HEAD must not write money
+        return _flask_response(_error_answer(405, "use GET or POST"))
     params = request.args if request.method == "GET" else request.values
     try:
         tracking.check_postback_caller(current_app, params, _client_ip())

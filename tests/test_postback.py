@@ -190,3 +190,9 @@ def test_rotate_from_the_admin_page(tmp_path):
     new = tracking.postback_secret(app)
     html = response.get_data(as_text=True)
     assert new != old and f"secret={new}" in html and old not in html and "Rotate secret" in html
+
+
+def test_head_never_records_a_conversion(client, db):
+    query = urlencode({"secret": SECRET, "click_id": "c-1", "transaction_id": "tx-head", "payout": "1.00"})
+    assert client.head(f"/api/postback?{query}").status_code == 405
+    assert count(db, "conversions") == 0
