@@ -234,9 +234,9 @@ def click_target_url(campaign, click_id, property_code):
 # --- SQL of the writer (run inside its batch transaction) ---------------------------------------
 
 _ROLLUP_UPSERT = """/* tracking.{label} */ INSERT INTO daily_stats
-    (day, property_id, campaign_id, placement, variant, {column}) VALUES (?, ?, ?, ?, ?, 1)
+    (day, property_id, campaign_id, placement, variant, {column}) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (day, property_id, campaign_id, placement, variant)
-    DO UPDATE SET {column} = {column} + 1"""
+    DO UPDATE SET {column} = {column} + excluded.{column}"""
 _ROLLUP_SQL = {
     (kind, is_bot): _ROLLUP_UPSERT.format(label=f"count_{kind}", column=column)
     for (kind, is_bot), column in {("impression", 0): "impressions", ("impression", 1): "bot_impressions",
@@ -244,7 +244,7 @@ _ROLLUP_SQL = {
 }
 
 
-def _insert_impression(db, row):
+def _insert_impression(db, row, counts):
     cursor = db.execute(
         "/* tracking.insert_impression */ INSERT INTO impressions"
         " (event_id, ts, day, campaign_id, property_id, placement, variant, session_id, visitor_hash, is_bot)"
@@ -252,11 +252,11 @@ def _insert_impression(db, row):
         " :visitor_hash, :is_bot) ON CONFLICT (event_id) DO NOTHING", row)
     counted = cursor.rowcount == 1
     if counted:
-        _count_in_rollup(db, "impression", row)
+        _count(counts, "impression", row)
     return counted
 
 
-def _insert_click(db, row):
+def _insert_click(db, row, counts):
     cursor = db.execute(
         "/* tracking.insert_click */ INSERT INTO clicks"
         " (click_id, event_id, ts, day, campaign_id, property_id, placement, variant, session_id,"
@@ -264,7 +264,7 @@ def _insert_click(db, row):
         " VALUES (:click_id, :event_id, :ts, :day, :campaign_id, :property_id, :placement, :variant,"
         " :session_id, :visitor_hash, :is_bot, :campaign_paused) ON CONFLICT (event_id) DO NOTHING", row)
     if cursor.rowcount == 1:
-        _count_in_rollup(db, "click", row)
+        _count(counts, "click", row)
         return {key: row[key] for key in ("click_id", "campaign_id", "property_id", "campaign_paused")} \
             | {"counted": True}
     stored = db.execute("/* tracking.insert_click */ SELECT click_id, campaign_id, property_id,"
@@ -272,9 +272,16 @@ def _insert_click(db, row):
     return dict(stored) | {"counted": False}
 
 
-def _count_in_rollup(db, kind, row):
-    db.execute(_ROLLUP_SQL[(kind, row["is_bot"])],
-               (row["day"], row["property_id"], row["campaign_id"], row["placement"], row["variant"]))
+def _count(counts, kind, row):
+    """Add a new ledger row to the batch's rollup increments (applied once per key)."""
+    key = (kind, row["is_bot"], row["day"], row["property_id"], row["campaign_id"], row["placement"], row["variant"])
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _apply_counts(db, counts):
+    """One daily_stats upsert per key of the batch, in the batch's transaction."""
+    for (kind, is_bot, *key), increment in counts.items():
+        db.execute(_ROLLUP_SQL[(kind, is_bot)], (*key, increment))
 
 
 _WRITERS = {"impression": _insert_impression, "click": _insert_click}
@@ -283,13 +290,23 @@ _WRITERS = {"impression": _insert_impression, "click": _insert_click}
 # --- the group-commit writer ---------------------------------------------------------------------
 
 class _Pending:
-    __slots__ = ("event", "done", "result", "error")
+    """One queued event. A plain lock, taken at creation and released by the writer, is the
+    cheapest wake-up the standard library has (threading.Event adds a Condition per waiter)."""
+    __slots__ = ("event", "_committed", "result", "error")
 
     def __init__(self, event):
         self.event = event
-        self.done = threading.Event()
+        self._committed = threading.Lock()
+        self._committed.acquire()
         self.result = None
         self.error = None
+
+    def wait(self, timeout_s):
+        return self._committed.acquire(timeout=timeout_s)
+
+    def finish(self, result=None, error=None):
+        self.result, self.error = result, error
+        self._committed.release()
 
 
 class GroupCommitWriter:
@@ -312,7 +329,7 @@ class GroupCommitWriter:
                 raise IngestUnavailable("server is shutting down")
             self._ensure_thread()
             self._queue.put(pending)
-        if not pending.done.wait(self.timeout_s):
+        if not pending.wait(self.timeout_s):
             # Answered 503: the client retries with the same event_id, which counts once even if
             # this event is committed after all.
             raise IngestUnavailable("timed out waiting for the database")
@@ -373,25 +390,29 @@ class GroupCommitWriter:
     def _commit(self, db, batch):
         try:
             with database.transaction(db):
-                results = [_WRITERS[kind](db, row) for kind, row in (p.event for p in batch)]
+                counts = {}
+                results = [_WRITERS[kind](db, row, counts) for kind, row in (p.event for p in batch)]
+                _apply_counts(db, counts)
         except Exception:
             # One bad event must not fail its neighbours: retry each alone.
             for pending in batch:
                 self._commit_one(db, pending)
             return
         for pending, result in zip(batch, results):
-            pending.result = result
-            pending.done.set()
+            pending.finish(result)
 
     @staticmethod
     def _commit_one(db, pending):
         kind, row = pending.event
         try:
             with database.transaction(db):
-                pending.result = _WRITERS[kind](db, row)
+                counts = {}
+                result = _WRITERS[kind](db, row, counts)
+                _apply_counts(db, counts)
         except Exception as exc:
-            pending.error = IngestUnavailable(f"could not store the event ({type(exc).__name__})")
-        pending.done.set()
+            pending.finish(error=IngestUnavailable(f"could not store the event ({type(exc).__name__})"))
+            return
+        pending.finish(result)
 
 
 # --- the catalog snapshot --------------------------------------------------------------------------
