@@ -146,6 +146,8 @@ def verify(first_day, last_day):
         click.echo("verify: ledger and daily_stats are empty; nothing to compare.")
         return
     first_day, last_day = first_day or present[0], last_day or present[1]
+    if first_day > last_day:
+        raise click.BadParameter(f"--from {first_day} is after --to {last_day}")
     differences = rollups.differences(db, first_day, last_day)
     if not differences:
         click.echo(f"verify: daily_stats equals the ledger for {first_day} .. {last_day}.")

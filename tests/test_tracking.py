@@ -127,6 +127,7 @@ def test_verify_passes_then_reports_a_tampered_rollup(app, client, db, runner, t
     assert runner.invoke(args=["verify", "--from", "2001-01-01", "--to", "2001-01-02"]).exit_code == 0
     assert runner.invoke(args=["verify", "--from", day, "--to", day]).exit_code == 1
     assert runner.invoke(args=["verify", "--from", "yesterday"]).exit_code == 2
+    assert runner.invoke(args=["verify", "--from", "2030-01-02", "--to", "2030-01-01"]).exit_code == 2
 
 
 # --- fuzzing: no input makes a 5xx ------------------------------------------------------------------------
