@@ -3,6 +3,7 @@ reporting latency percentiles, errors and the server's RSS over time.
 
     .venv/bin/python bench/soak.py                       # the full 10 minutes
     .venv/bin/python bench/soak.py --duration 120        # a shorter run
+    .venv/bin/python bench/soak.py --duration 120 --bare # the same load on a bare Flask app
 
 Open loop: each client thread sends on a fixed schedule over a keep-alive connection, so a slow
 server shows up as latency (measured from the scheduled send time) rather than as a lower rate.
@@ -12,19 +13,23 @@ import http.client
 import os
 import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
 
 from common import (BROWSER_UA, count_rows, cpu_seconds, free_port, load_average, prepare_database, rss_mb,
-                    start_popup_mgr)
+                    start_popup_mgr, wait_until_up)
+from ingest import BARE_APP
 
 SAMPLE_EVERY_S = 10
 
 
 class Client(threading.Thread):
-    def __init__(self, port, token, rate, deadline, prefix):
+    def __init__(self, port, token, rate, deadline, prefix, path):
         super().__init__(daemon=True)
+        self.path = path
         self.port, self.token, self.interval, self.deadline, self.prefix = port, token, 1.0 / rate, deadline, prefix
         self.latencies, self.errors, self.acked = [], 0, 0
 
@@ -39,7 +44,7 @@ class Client(threading.Thread):
             sequence += 1
             body = json.dumps({"token": self.token, "event_id": f"{self.prefix}-{sequence}"})
             try:
-                connection.request("POST", "/api/impression", body, headers)
+                connection.request("POST", self.path, body, headers)
                 response = connection.getresponse()
                 response.read()
                 if response.status == 204:
@@ -64,16 +69,24 @@ def main():
     parser.add_argument("--duration", type=int, default=600, help="seconds (default 600)")
     parser.add_argument("--rate", type=int, default=1000, help="impressions per second (default 1000)")
     parser.add_argument("--clients", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument("--bare", action="store_true",
+                        help="drive bench/ingest.py's bare Flask app instead (a baseline for CPU and latency)")
     args = parser.parse_args()
 
     db_path, token = prepare_database()
     port = free_port()
-    server = start_popup_mgr(db_path, port)
+    if args.bare:
+        server = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_up(f"http://127.0.0.1:{port}/")
+    else:
+        server = start_popup_mgr(db_path, port)
     run_id = uuid.uuid4().hex[:8]
     try:
         start, cpu_start = time.monotonic(), cpu_seconds(server.pid)
         deadline = start + args.duration
-        clients = [Client(port, token, args.rate / args.clients, deadline, f"soak{run_id}-{i}")
+        clients = [Client(port, token, args.rate / args.clients, deadline, f"soak{run_id}-{i}",
+                          "/" if args.bare else "/api/impression")
                    for i in range(args.clients)]
         for client in clients:
             client.start()
@@ -97,7 +110,7 @@ def main():
     latencies = [value for client in clients for value in client.latencies]
     acked = sum(client.acked for client in clients)
     errors = sum(client.errors for client in clients)
-    stored = count_rows(db_path, "impressions")
+    stored = acked if args.bare else count_rows(db_path, "impressions")
     print(f"\nsent {len(latencies)} in {elapsed:.0f}s = {len(latencies) / elapsed:.0f}/s; 204s {acked}; errors {errors};"
           f" stored {stored} ({'equal to the 204s' if stored == acked else 'DIFFERENT from the 204s'})")
     print(f"latency from scheduled send: p50 {percentile(latencies, 0.5) * 1000:.1f} ms,"
