@@ -124,3 +124,12 @@ def delete_expired_salts(db, now_ms):
     oldest_kept = utc_day(now_ms - SALT_LIFETIME_MS + DAY_MS)
     db.execute("/* privacy.delete_expired_salts */ DELETE FROM visitor_salts WHERE day < ?",
                (oldest_kept,))
+
+
+def purge_expired_salts(database_path, now_ms):
+    db = database.connect(database_path)
+    try:
+        with database.transaction(db):
+            delete_expired_salts(db, now_ms)
+    finally:
+        db.close()

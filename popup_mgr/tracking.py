@@ -535,8 +535,13 @@ def _state(app):
 
 
 def init_app(app):
-    """Create the app's tracking state up front (checks the IP list settings at start-up)."""
+    """Create the app's tracking state up front (checks the IP list settings at start-up) and
+    delete expired visitor salts (also done whenever a new day's salt is made)."""
     _state(app)
+    try:
+        privacy.purge_expired_salts(app.config["DATABASE"], timeutil.now_ms())
+    except sqlite3.Error:
+        pass    # busy at start-up: the next new day's salt purges them
 
 
 def stop(app):

@@ -82,3 +82,11 @@ def test_forwarded_for_is_used_only_behind_a_trusted_proxy(tmp_path):
 ])
 def test_bot_user_agents(user_agent, is_bot):
     assert bots.is_bot(user_agent) is is_bot
+
+
+def test_start_up_deletes_expired_salts(app, db):
+    from popup_mgr import create_app, timeutil
+    privacy.ensure_salt(db, "2001-01-01", NOV_24)
+    privacy.ensure_salt(db, privacy.utc_day(timeutil.now_ms()), timeutil.now_ms())
+    create_app({"TESTING": True, "DATABASE": app.config["DATABASE"], "SECRET_KEY": "k" * 40})
+    assert [r[0] for r in db.execute("SELECT day FROM visitor_salts")] == [privacy.utc_day(timeutil.now_ms())]
