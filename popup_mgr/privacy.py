@@ -111,9 +111,9 @@ def ensure_salt(db, day, now_ms):
     if row is not None:
         return bytes(row["salt"])
     with database.transaction(db):
+        delete_expired_salts(db, now_ms)
         db.execute("/* privacy.ensure_salt */ INSERT OR IGNORE INTO visitor_salts (day, salt, created_ms)"
                    " VALUES (?, ?, ?)", (day, secrets.token_bytes(SALT_BYTES), now_ms))
-        delete_expired_salts(db, now_ms)
         row = db.execute("/* privacy.ensure_salt */ SELECT salt FROM visitor_salts WHERE day = ?",
                          (day,)).fetchone()
     return bytes(row["salt"])

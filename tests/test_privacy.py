@@ -86,7 +86,7 @@ def test_bot_user_agents(user_agent, is_bot):
 
 def test_start_up_deletes_expired_salts(app, db):
     from popup_mgr import create_app, timeutil
-    privacy.ensure_salt(db, "2001-01-01", NOV_24)
+    db.execute("INSERT INTO visitor_salts (day, salt, created_ms) VALUES ('2001-01-01', x'00', 0)")
     privacy.ensure_salt(db, privacy.utc_day(timeutil.now_ms()), timeutil.now_ms())
     create_app({"TESTING": True, "DATABASE": app.config["DATABASE"], "SECRET_KEY": "k" * 40})
     assert [r[0] for r in db.execute("SELECT day FROM visitor_salts")] == [privacy.utc_day(timeutil.now_ms())]
