@@ -87,9 +87,12 @@ def click_answer(app, token, event_ids, uncounted, visitor):
     except EventError as exc:
         return str(exc)
     except IngestUnavailable as exc:
-        # The visitor clicked: losing them costs more than losing one count. The uncounted
-        # click id still reaches the network, and its conversion is kept as unattributed.
-        log.warning("click not stored, redirecting anyway: %s", exc)
+        # The visitor clicked: losing them costs more than losing one count. The network still
+        # gets a click id (the queued one when there is one), and a conversion for a click id we
+        # never stored is kept as unattributed.
+        log.warning("click not confirmed, redirecting anyway: %s", exc)
+        if isinstance(exc, tracking.ClickNotConfirmed):
+            return _redirect_answer(exc.redirect_url)
         try:
             return _redirect_answer(tracking.uncounted_click_url(app, token))
         except (EventError, IngestUnavailable):

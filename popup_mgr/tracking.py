@@ -58,6 +58,15 @@ class IngestUnavailable(RuntimeError):
     """The event could not be committed (timeout, database error); nothing was acknowledged."""
 
 
+class ClickNotConfirmed(IngestUnavailable):
+    """The click was queued but its commit was not confirmed in time (or failed). redirect_url
+    carries the queued click id, so a visitor sent on still matches the click if it lands."""
+
+    def __init__(self, message, redirect_url):
+        super().__init__(message)
+        self.redirect_url = redirect_url
+
+
 @dataclass(frozen=True)
 class Beacon:
     token: str
@@ -168,7 +177,12 @@ def record_click(app, beacon, visitor, now_ms=None):
         row = _event_row(app, offer, beacon, visitor, now_ms)
     row["click_id"] = new_click_id()
     row["campaign_paused"] = int(offer.campaign.paused(row["ts"]))
-    stored = _state(app).writer.submit(("click", row))
+    try:
+        stored = _state(app).writer.submit(("click", row))
+    except IngestUnavailable as exc:
+        # The click may still be committed later: a redirect must carry this same click id.
+        raise ClickNotConfirmed(str(exc), click_target_url(offer.campaign, row["click_id"],
+                                                           offer.token.property_code)) from None
     state = _state(app)
     campaign = state.catalog.campaign(stored["campaign_id"]) or offer.campaign
     property_code = state.catalog.property_code(stored["property_id"]) or offer.token.property_code

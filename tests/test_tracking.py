@@ -97,6 +97,23 @@ def test_a_locked_database_answers_503_and_the_retry_counts_once(app, client, db
     assert count(db, "impressions", "event_id = 'retry-event-1'") == 1 and all_differences(db) == []
 
 
+def test_a_locked_database_still_redirects_the_click_with_the_queued_click_id(app, client, db, tokens, monkeypatch):
+    client.get(f"/c/{tokens[0]}", headers={"User-Agent": BROWSER_UA})   # salt and catalog ready
+    monkeypatch.setattr(tracking._state(app).writer, "timeout_s", 0.3)
+    blocker = database.connect(app.config["DATABASE"])
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.get(f"/c/{tokens[0]}?e=locked-click-1", headers={"User-Agent": BROWSER_UA})
+        assert response.status_code == 302
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    tracking.stop(app)        # let the queued click land
+    stored = db.execute("SELECT click_id FROM clicks WHERE event_id = 'locked-click-1'").fetchone()
+    assert stored and f"aff_click_id={stored[0]}&" in response.headers["Location"]
+    assert all_differences(db) == []
+
+
 def test_writer_stops_cleanly_and_commits_what_was_queued(app, db, tokens):
     assert tracking.record_impression(app, tracking.Beacon(tokens[0], new_event_id()),
                                       tracking.Visitor("127.0.0.1", BROWSER_UA)) is True
