@@ -2,6 +2,7 @@
 several client threads recording every acknowledged event, SIGKILL at a random moment, restart.
 Every acknowledged impression, click and conversion must be there exactly once, the database
 intact, and `popup-mgr verify` must pass. Several rounds on the same database."""
+import http.client
 import json
 import os
 import random
@@ -91,7 +92,7 @@ class Load:
                     self.click()
                 else:
                     self.conversion(rng)
-            except (OSError, urllib.error.URLError, ValueError):
+            except (OSError, http.client.HTTPException, ValueError):
                 time.sleep(0.01)     # the server is gone: this event was never acknowledged
 
     def _post(self, path, body):
