@@ -50,5 +50,7 @@ def _protect_from_csrf():
 
 
 def _register_blueprints(app):
-    from popup_mgr import auth, health
+    from popup_mgr import auth, embed, health, offers
     app.register_blueprint(health.bp)
+    offers.init_app(app)
+    app.register_blueprint(embed.bp)
