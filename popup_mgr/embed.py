@@ -18,7 +18,8 @@ from popup_mgr.web import json_error
 
 bp = Blueprint("embed", __name__)
 
-SCRIPT_PATH = PROJECT_DIR / "embed" / "popup.js"
+# The terser build of embed/popup.js (scripts/build-embed.sh); the readable source is beside it.
+SCRIPT_PATH = PROJECT_DIR / "embed" / "popup.min.js"
 # Publishers load /popup.js without a version in the URL, so a changed script must reach
 # visitors within minutes; the ETag makes every revalidation after that a 304.
 SCRIPT_CACHE_CONTROL = "public, max-age=600, stale-while-revalidate=86400"
