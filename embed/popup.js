@@ -360,17 +360,19 @@
     offersReady.then(guard(open))['catch'](noop);
   }
 
-  var existing = w[NAME];
+  var existing = w[NAME], loaded = existing && !(existing instanceof w.Node) && existing.loaded;
   var queue = existing && !(existing instanceof w.Node) && existing.q instanceof Array ? existing.q : [];
-  var api = {init: guard(init), show: guard(showNow), q: {push: guard(init)}};
-  try { w[NAME] = api; } catch (e) { return; }
+  var api = {init: guard(init), show: guard(showNow), q: {push: guard(init)}, loaded: 1};
+  // popup.js included twice: the first copy stays in charge, so there is still one popup.
+  if (loaded) api = existing;
+  else try { w[NAME] = api; } catch (e) { return; }
   guard(function () {
     if (me && attr(me, 'data-property')) {
-      init({property: attr(me, 'data-property'), placement: attr(me, 'data-placement'),
+      api.init({property: attr(me, 'data-property'), placement: attr(me, 'data-placement'),
         frequency: attr(me, 'data-frequency'), seconds: attr(me, 'data-seconds'),
         autoAdvance: attr(me, 'data-auto-advance'), base: attr(me, 'data-base'),
         debug: attr(me, 'data-debug') === 'true', preview: attr(me, 'data-preview') === 'true'});
     }
-    queue.forEach(api.init);
+    queue.forEach(function (o) { api.init(o); });
   })();
 })(window, document);
