@@ -483,3 +483,86 @@ def test_no_offers_or_unknown_property_is_quiet(visitor, publisher, popup_app):
     wait_for_log(visitor, "no offers to show")
     expect(visitor.locator("mode-popup")).to_have_count(0)
     assert visitor.errors == []
+
+
+# --- touch devices -----------------------------------------------------------------------------
+
+def phone(chromium):
+    context = chromium.new_context(viewport={"width": 375, "height": 667}, user_agent=DESKTOP_UA,
+                                   is_mobile=True, has_touch=True)
+    route_offer_assets(context)
+    return context
+
+
+def test_touch_exit_intent_on_return_to_tab(chromium, publisher, popup_app):
+    popup_app.campaign(101)
+    context = phone(chromium)
+    # Headless tabs never really hide: drive Document.prototype.visibilityState (what the popup
+    # reads, immune to clobbering) and fire the events a tab switch fires.
+    context.add_init_script("""(() => {
+        let state = 'visible';
+        Object.defineProperty(Document.prototype, 'visibilityState', {get: () => state, configurable: true});
+        window.__setVisibility = s => { state = s; document.dispatchEvent(new Event('visibilitychange')); };
+    })()""")
+    try:
+        page = context.new_page()
+        logs = []
+        page.on("console", lambda m: logs.append(m.text))
+        page.goto(publisher.add(page_html(snippet(popup_app.url, property="mff", placement="exit-intent",
+                                                  debug=True))))
+        page.wait_for_function("() => window.ModePopup && window.ModePopup.loaded")
+        page.wait_for_timeout(1200)
+        expect(page.locator("mode-popup")).to_have_count(0)
+        page.evaluate("__setVisibility('hidden')")
+        expect(page.locator("mode-popup")).to_have_count(0)
+        page.evaluate("__setVisibility('visible')")
+        expect(page.locator(DIALOG)).to_be_visible()
+        assert popup_app.recorder.wait_for_impressions(1)
+    finally:
+        context.close()
+
+
+def test_swipe_pages_offers(chromium, publisher, popup_app):
+    for tune_id in (101, 102):
+        popup_app.campaign(tune_id, title=f"Offer {tune_id}")
+    popup_app.property("mff", delay_ms=0)
+    context = phone(chromium)
+    try:
+        page = context.new_page()
+        page.goto(publisher.add(page_html(snippet(popup_app.url, property="mff"))))
+        title = page.locator(f"{DIALOG} h2")
+        expect(title).to_be_visible()
+        first = title.text_content()
+        page.evaluate("""() => {
+            const dlg = document.querySelector('mode-popup').shadowRoot.querySelector('[role=dialog]');
+            const touch = x => new Touch({identifier: 1, target: dlg, clientX: x, clientY: 300});
+            dlg.dispatchEvent(new TouchEvent('touchstart', {touches: [touch(300)], changedTouches: [touch(300)], bubbles: true}));
+            dlg.dispatchEvent(new TouchEvent('touchend', {touches: [], changedTouches: [touch(120)], bubbles: true}));
+        }""")
+        assert title.text_content() != first
+    finally:
+        context.close()
+
+
+# --- the admin playground ----------------------------------------------------------------------
+
+def test_playground_previews_live_campaigns_without_counting(chromium, popup_app):
+    from tests.browser.conftest import admin_session_cookie
+    popup_app.campaign(101, title="Live campaign")
+    context = chromium.new_context(user_agent=DESKTOP_UA)
+    context.add_cookies([admin_session_cookie(popup_app.server)])
+    route_offer_assets(context)
+    try:
+        page = context.new_page()
+        pixels = []
+        page.on("request", lambda r: pixels.append(r.url) if "tune.example" in r.url else None)
+        page.goto(popup_app.url + "/admin/playground?property=mff&placement=exit-intent&frequency=always")
+        page.wait_for_function("() => window.ModePopup && window.ModePopup.loaded")
+        page.get_by_role("button", name="Show now").click()
+        dialog = page.locator(DIALOG)
+        expect(dialog.locator("h2")).to_have_text("Live campaign")
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+        assert popup_app.recorder.impressions() == [] and pixels == []
+    finally:
+        context.close()
