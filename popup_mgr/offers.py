@@ -9,6 +9,7 @@ start_at/end_at schedules and edits made by other processes, e.g. the CLI, take 
 
 Per request only the order is chosen, by `order_offers`, the one place rotation lives.
 """
+import logging
 import random
 import threading
 import time
@@ -20,6 +21,7 @@ from popup_mgr.urls import is_http_url
 PLACEMENTS = ("thankyou", "exit-intent", "timed")
 FREQUENCIES = ("session", "daily", "always")
 DEFAULT_TTL_S = 30.0
+log = logging.getLogger(__name__)
 OFFER_TEXT_FIELDS = ("title", "tagline", "description", "cta_text")
 
 
@@ -102,10 +104,16 @@ def build(db, base_url, secret, now_iso, issued_s):
                                prop["delay_ms"], theme.merged_theme(prop["theme"]))
         targeted = [row for row in campaigns
                     if not row["property_ids"] or str(prop["id"]) in row["property_ids"].split(",")]
-        for placement in PLACEMENTS:
-            entry.offers_by_placement[placement] = [
-                _offer(row, base_url, secret, prop["code"], placement, issued_s)
-                for row in targeted] if servable else []
+        try:
+            for placement in PLACEMENTS:
+                entry.offers_by_placement[placement] = [
+                    _offer(row, base_url, secret, prop["code"], placement, issued_s)
+                    for row in targeted] if servable else []
+        except ValueError:
+            # A code that cannot go into a token must not take the other properties down with it.
+            log.error("property %r cannot be served: its code is not token-safe", prop["code"])
+            entry.servable = False
+            entry.offers_by_placement = {placement: [] for placement in PLACEMENTS}
         result[prop["code"]] = entry
     return result
 
@@ -132,10 +140,14 @@ class Snapshot:
                 if self._stale or self.clock() - self._built_at >= self.ttl_s:
                     # Cleared before reading, so a change made during the build marks it stale again.
                     self._stale = False
-                    self._built_at = self.clock()
                     config = self.app.config
-                    self._data = build(db, config["BASE_URL"], config["SECRET_KEY"],
-                                       timeutil.iso_now(), int(time.time()))
+                    try:
+                        self._data = build(db, config["BASE_URL"], config["SECRET_KEY"],
+                                           timeutil.iso_now(), int(time.time()))
+                    except Exception:
+                        self._stale = True      # the next request tries again
+                        raise
+                    self._built_at = self.clock()
         return self._data
 
 

@@ -62,3 +62,20 @@ def test_committed_build_matches_source(tmp_path):
 def test_build_script_uses_the_same_options():
     script = (ROOT / "scripts" / "build-embed.sh").read_text()
     assert "--compress passes=2 --mangle --comments '/^!/'" in script and "--ecma 2017" in script
+
+
+def test_the_server_accepts_what_the_script_sends(app, client, db):
+    """The beacon body the script builds is answered 204 by /api/impression (text/plain, as
+    sendBeacon sends it). Runs once the tracking blueprint is registered."""
+    if "/api/impression" not in {rule.rule for rule in app.url_map.iter_rules()}:
+        pytest.skip("/api/impression is served by the tracking blueprint, not registered here")
+    from popup_mgr.signals import notify_catalog_changed
+    from tests.embed_helpers import add_campaign
+    add_campaign(db, 101)
+    notify_catalog_changed(app)
+    token = client.get("/api/offers/mff").json["offers"][0]["token"]
+    body = {"token": token, "event_id": "0123456789abcdef0123456789abcdef", "session_id": "fedcba9876543210"}
+    assert set(body) == DOCUMENTED_BEACON_KEYS
+    response = client.post("/api/impression", data=__import__("json").dumps(body),
+                           content_type="text/plain;charset=UTF-8")
+    assert response.status_code == 204

@@ -150,3 +150,24 @@ def test_order_across_requests_varies(client, db):
         add_campaign(db, tune_id, priority=5)
     firsts = {fetch(client).json["offers"][0]["id"] for _ in range(60)}
     assert len(firsts) == 3
+
+
+def test_a_property_code_unfit_for_tokens_does_not_break_the_others(client, db):
+    add_campaign(db, 101)
+    db.execute("INSERT INTO properties (code, name, created_at, updated_at) VALUES ('bad.code', 'x', '', '')")
+    assert fetch(client, "bad.code").json["offers"] == []
+    assert len(fetch(client, "mff").json["offers"]) == 1
+
+
+def test_failed_build_is_retried_on_the_next_request(app, db, monkeypatch):
+    snapshot = offers.Snapshot(app)
+    calls = []
+
+    def failing_build(*args):
+        calls.append(1)
+        raise RuntimeError("database gone")
+    monkeypatch.setattr(offers, "build", failing_build)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            snapshot.current(db)
+    assert len(calls) == 2

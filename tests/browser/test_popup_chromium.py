@@ -309,7 +309,7 @@ def test_auto_advance_respects_reduced_motion(chromium, publisher, popup_app):
             title = page.locator(f"{DIALOG} h2")
             expect(title).to_be_visible()
             first = title.text_content()
-            page.wait_for_timeout(3400)
+            page.wait_for_timeout(3800)
             assert (title.text_content() != first) is advances, motion
         finally:
             context.close()
