@@ -76,6 +76,23 @@ class PopupApp:
         self.url = self.server.url
         self.app.config["BASE_URL"] = self.url
 
+    def counts_impressions(self):
+        """True once the tracking endpoints are part of the app (they record to the ledger)."""
+        return any(rule.rule == "/api/impression" for rule in self.app.url_map.iter_rules())
+
+    def ledger_impressions(self, expected, timeout=5.0):
+        """Impression rows on disk, waiting up to timeout for `expected` of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            db = self.server.db()
+            try:
+                count = db.execute("SELECT count(*) FROM impressions").fetchone()[0]
+            finally:
+                db.close()
+            if count >= expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
+
     def campaign(self, tune_id, **fields):
         db = self.server.db()
         try:

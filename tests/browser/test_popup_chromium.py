@@ -60,6 +60,8 @@ def test_thankyou_popup_counts_once_links_and_closes(visitor, publisher, popup_a
     assert set(impression) == {"token", "event_id", "session_id"}
     assert EVENT_ID.fullmatch(impression["event_id"])
     [request] = sent
+    if popup_app.counts_impressions():       # with the tracking endpoints: counted exactly once
+        assert popup_app.ledger_impressions(1) == 1
     assert request.method == "POST" and request.headers["content-type"].startswith("text/plain")
     assert pixels == ["https://tune.example/aff_i?offer_id=101"]
 
@@ -566,3 +568,31 @@ def test_playground_previews_live_campaigns_without_counting(chromium, popup_app
         assert popup_app.recorder.impressions() == [] and pixels == []
     finally:
         context.close()
+
+
+def test_install_page_copy_button_copies_the_exact_snippet(chromium, popup_app):
+    from popup_mgr.embed import snippet as make_snippet
+    from tests.browser.conftest import admin_session_cookie
+    context = chromium.new_context()
+    context.add_cookies([admin_session_cookie(popup_app.server)])
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=popup_app.url)
+    try:
+        page = context.new_page()
+        page.goto(popup_app.url + "/admin/install?property=mmm")
+        page.get_by_role("button", name="Copy snippet").click()
+        expect(page.locator(".embed-copy-status")).to_have_text("Copied.")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        prop = {"code": "mmm", "popup_placement": "thankyou", "popup_frequency": "session"}
+        assert copied == make_snippet(popup_app.url, prop)
+        assert f'<script src="{popup_app.url}/popup.js" async></script>' in copied
+    finally:
+        context.close()
+
+
+def test_the_install_page_snippet_works_as_pasted(visitor, publisher, popup_app):
+    from popup_mgr.embed import snippet as make_snippet
+    popup_app.campaign(101, title="Pasted")
+    popup_app.property("mcad", delay_ms=0)
+    prop = {"code": "mcad", "popup_placement": "thankyou", "popup_frequency": "session"}
+    visitor.goto(publisher.add(page_html(make_snippet(popup_app.url, prop))))
+    expect(visitor.locator(f"{DIALOG} h2")).to_have_text("Pasted")

@@ -115,6 +115,8 @@ def test_core_scenario(driver, publisher, popup_app):
     [impression] = impressions
     assert set(impression) == {"token", "event_id", "session_id"}
     [event] = [e for e in popup_app.recorder.events if e["path"] == "/api/impression"]
+    if popup_app.counts_impressions():       # with the tracking endpoints: counted exactly once
+        assert popup_app.ledger_impressions(1) == 1
     assert event["method"] == "POST" and event["content_type"].startswith("text/plain")
 
     href = host.shadow_root.find_element(By.CSS_SELECTOR, "a").get_attribute("href")
