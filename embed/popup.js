@@ -346,7 +346,7 @@
       placement: /^(thankyou|timed|exit-intent)$/.test(o.placement) ? o.placement : '',
       frequency: /^(session|daily|always)$/.test(o.frequency) ? o.frequency : '',
       seconds: num(o.seconds), delay: num(o.delay), autoAdvance: num(o.autoAdvance)};
-    if (o.base) base = String(o.base).replace(/\/+$/, '');
+    if (o.base) base = safeUrl(o.base) && new URL(o.base).origin;
     if (!base) return log('no base URL (load popup.js with a <script src> or pass base)');
     if (isBot()) return log('bot user agent: nothing shown or sent');
     offersReady = loadOffers();

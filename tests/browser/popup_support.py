@@ -126,14 +126,14 @@ class _Publisher:
         if page is None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found"]
-        html, headers = page
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+        body, headers, content_type = page
+        start_response("200 OK", [("Content-Type", content_type),
                                   ("Cache-Control", "no-store")] + list(headers))
-        return [html.encode()]
+        return [body.encode() if isinstance(body, str) else body]
 
-    def add(self, html, headers=()):
-        path = f"/thanks-{next(self.names)}.html"
-        self.pages[path] = (html, headers)
+    def add(self, body, headers=(), name=None, content_type="text/html; charset=utf-8"):
+        path = f"/{name or f'thanks-{next(self.names)}.html'}"
+        self.pages[path] = (body, headers, content_type)
         return self.url + path
 
 

@@ -596,3 +596,17 @@ def test_the_install_page_snippet_works_as_pasted(visitor, publisher, popup_app)
     prop = {"code": "mcad", "popup_placement": "thankyou", "popup_frequency": "session"}
     visitor.goto(publisher.add(page_html(make_snippet(popup_app.url, prop))))
     expect(visitor.locator(f"{DIALOG} h2")).to_have_text("Pasted")
+
+
+def test_self_hosted_copy_with_data_base(visitor, publisher, popup_app):
+    """A publisher serving its own copy of popup.js points it at the server with data-base."""
+    from popup_mgr import embed
+    popup_app.campaign(101, title="Via data-base")
+    popup_app.property("mff", delay_ms=0)
+    script = publisher.add(embed.SCRIPT_PATH.read_bytes(), name=f"copy-{id(popup_app)}.js",
+                           content_type="application/javascript")
+    tag = f'<script src="{script}" data-property="mff" data-base="{popup_app.url}/ignored/path" async></script>'
+    visitor.goto(publisher.add(page_html(tag)))
+    expect(visitor.locator(f"{DIALOG} h2")).to_have_text("Via data-base")
+    [impression] = popup_app.recorder.wait_for_impressions(1)
+    assert visitor.locator(f"{DIALOG} a").get_attribute("href").startswith(f"{popup_app.url}/c/{impression['token']}?e=")
