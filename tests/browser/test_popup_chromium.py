@@ -127,20 +127,27 @@ def test_exit_intent_top_leave_not_first_second_not_twice(visitor, publisher, po
     sent = impressions_sent(visitor)
     open_page(visitor, publisher, popup_app, placement="exit-intent", frequency="always")
     wait_for_log(visitor, "offers 1 exit-intent")
-    leave = "() => document.documentElement.dispatchEvent(new MouseEvent('mouseout'," \
-            " {bubbles: true, clientX: 400, clientY: -2, relatedTarget: null}))"
-    visitor.evaluate(leave)                     # within the first second: ignored
+
+    def leave_through_top():
+        # A real pointer: Chromium fires mouseout with relatedTarget null and clientY < 0.
+        visitor.mouse.move(400, 300)
+        visitor.mouse.move(400, 5, steps=3)
+        visitor.mouse.move(400, -10)
+
+    leave_through_top()                        # within the first second: ignored
     visitor.wait_for_timeout(300)
     expect(visitor.locator("mode-popup")).to_have_count(0)
     visitor.wait_for_timeout(900)
-    visitor.mouse.move(400, 300)
-    visitor.evaluate("() => document.documentElement.dispatchEvent(new MouseEvent('mouseout',"
-                     " {bubbles: true, clientX: 400, clientY: 300, relatedTarget: document.body}))")
-    expect(visitor.locator("mode-popup")).to_have_count(0)   # moving within the page: nothing
-    visitor.evaluate(leave)
+    visitor.mouse.move(5, 450)
+    visitor.mouse.move(-10, 450)               # leaving through the side is not exit intent
+    visitor.mouse.move(400, 450)
+    visitor.wait_for_timeout(200)
+    expect(visitor.locator("mode-popup")).to_have_count(0)
+    leave_through_top()
     expect(visitor.locator(DIALOG)).to_be_visible()
     visitor.keyboard.press("Escape")
-    visitor.evaluate(leave)
+    expect(visitor.locator("mode-popup")).to_have_count(0)
+    leave_through_top()
     visitor.wait_for_timeout(300)
     expect(visitor.locator("mode-popup")).to_have_count(0)   # not twice per page view
     assert len(sent) == 1
