@@ -64,7 +64,7 @@ def popup_js():
 
 @bp.get("/api/offers/<property_code>")
 def api_offers(property_code):
-    body = offers.offers_response(current_app, get_db(), property_code, request.args.get("placement"))
+    body = offers.offers_response(current_app, get_db, property_code, request.args.get("placement"))
     if body is None:
         return json_error(404, f"unknown property {property_code!r}", reason="unknown-property")
     response = jsonify(body)

@@ -134,7 +134,8 @@ class Snapshot:
     def invalidate(self, _sender=None, **_kwargs):
         self._stale = True
 
-    def current(self, db):
+    def current(self, connect):
+        """The snapshot; connect() gives a database connection, called only to rebuild."""
         if self._stale or self.clock() - self._built_at >= self.ttl_s:
             with self._lock:
                 if self._stale or self.clock() - self._built_at >= self.ttl_s:
@@ -142,7 +143,7 @@ class Snapshot:
                     self._stale = False
                     config = self.app.config
                     try:
-                        self._data = build(db, config["BASE_URL"], config["SECRET_KEY"],
+                        self._data = build(connect(), config["BASE_URL"], config["SECRET_KEY"],
                                            timeutil.iso_now(), int(time.time()))
                     except Exception:
                         self._stale = True      # the next request tries again
@@ -155,9 +156,12 @@ def init_app(app):
     app.extensions["offers_snapshot"] = Snapshot(app, ttl_s=app.config.get("OFFERS_TTL_S", DEFAULT_TTL_S))
 
 
-def offers_response(app, db, property_code, placement=None, rng=random):
-    """The /api/offers body for property_code, or None for an unknown property."""
-    entry = app.extensions["offers_snapshot"].current(db).get(property_code)
+def offers_response(app, connect, property_code, placement=None, rng=random):
+    """The /api/offers body for property_code, or None for an unknown property.
+
+    connect() is only called when the snapshot must be rebuilt: most requests touch no database.
+    """
+    entry = app.extensions["offers_snapshot"].current(connect).get(property_code)
     if entry is None:
         return None
     placement = placement if placement in PLACEMENTS else entry.placement

@@ -107,19 +107,19 @@ def test_admin_change_shows_on_next_request_after_signal(app, client, db):
 def test_snapshot_expires_after_ttl(app, db):
     clock = [1000.0]
     snapshot = offers.Snapshot(app, ttl_s=30, clock=lambda: clock[0])
-    assert snapshot.current(db)["mff"].offers_by_placement["thankyou"] == []
+    assert snapshot.current(lambda: db)["mff"].offers_by_placement["thankyou"] == []
     add_campaign(db, 101)
     clock[0] += 29
-    assert snapshot.current(db)["mff"].offers_by_placement["thankyou"] == []
+    assert snapshot.current(lambda: db)["mff"].offers_by_placement["thankyou"] == []
     clock[0] += 1
-    assert len(snapshot.current(db)["mff"].offers_by_placement["thankyou"]) == 1
+    assert len(snapshot.current(lambda: db)["mff"].offers_by_placement["thankyou"]) == 1
 
 
 def test_signal_for_another_app_does_not_invalidate(app, db, tmp_path):
     from popup_mgr import create_app
     other = create_app({"TESTING": True, "DATABASE": str(tmp_path / "other.db"), "SECRET_KEY": "x" * 40})
     snapshot = app.extensions["offers_snapshot"]
-    snapshot.current(db)
+    snapshot.current(lambda: db)
     notify_catalog_changed(other)
     assert snapshot._stale is False
     notify_catalog_changed(app)
@@ -169,5 +169,16 @@ def test_failed_build_is_retried_on_the_next_request(app, db, monkeypatch):
     monkeypatch.setattr(offers, "build", failing_build)
     for _ in range(2):
         with pytest.raises(RuntimeError):
-            snapshot.current(db)
+            snapshot.current(lambda: db)
     assert len(calls) == 2
+
+
+def test_a_fresh_snapshot_answers_without_the_database(app, client, db, monkeypatch):
+    add_campaign(db, 101)
+    assert len(fetch(client).json["offers"]) == 1          # builds the snapshot
+
+    def no_database():
+        raise AssertionError("the database was opened for a request the snapshot can answer")
+    monkeypatch.setattr("popup_mgr.embed.get_db", no_database)
+    for _ in range(3):
+        assert len(fetch(client).json["offers"]) == 1
