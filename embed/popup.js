@@ -145,12 +145,14 @@
       });
       // Touch: a fast scroll up after reading down the page, or coming back to the tab.
       if (w.matchMedia && w.matchMedia('(pointer: coarse)').matches) {
-        var lastY = w.scrollY, lastT = Date.now(), maxY = 0, wasHidden = false;
+        var lastY = w.scrollY, runY = lastY, runT = 0, maxY = 0, wasHidden = false;
         on(w, 'scroll', function () {
           var y = w.scrollY, t = Date.now();
           maxY = Math.max(maxY, y);
-          if (ready() && maxY > 300 && lastY - y > 80 && t - lastT < 150) auto();
-          lastY = y; lastT = t;
+          // An upward run is measured over at most 250 ms: more than 100 px in it is fast.
+          if (y >= lastY || t - runT > 250) { runY = lastY; runT = t; }
+          if (ready() && maxY > 300 && runY - y > 100) auto();
+          lastY = y;
         }, {passive: true});
         on(d, 'visibilitychange', function () {
           if (docGet('visibilityState') === 'hidden') wasHidden = true;

@@ -617,3 +617,26 @@ def test_self_hosted_copy_with_data_base(visitor, publisher, popup_app):
     expect(visitor.locator(f"{DIALOG} h2")).to_have_text("Via data-base")
     [impression] = popup_app.recorder.wait_for_impressions(1)
     assert visitor.locator(f"{DIALOG} a").get_attribute("href").startswith(f"{popup_app.url}/c/{impression['token']}?e=")
+
+
+def test_touch_exit_intent_on_fast_scroll_up(chromium, publisher, popup_app):
+    popup_app.campaign(101)
+    context = phone(chromium)
+    try:
+        page = context.new_page()
+        tall = '<div style="height: 4000px"></div>'
+        page.goto(publisher.add(page_html(snippet(popup_app.url, property="mff", placement="exit-intent",
+                                                  debug=True), body=tall)))
+        page.wait_for_function("() => window.ModePopup && window.ModePopup.loaded")
+        page.wait_for_timeout(1200)
+        scroll_to = "y => new Promise(r => { window.scrollTo(0, y); requestAnimationFrame(() => setTimeout(r, 20)); })"
+        for y in (400, 800, 1200):               # reading down the page: nothing
+            page.evaluate(scroll_to, y)
+        page.wait_for_timeout(300)
+        page.evaluate(scroll_to, 1150)           # a small, slow move up: nothing
+        page.wait_for_timeout(300)
+        expect(page.locator("mode-popup")).to_have_count(0)
+        page.evaluate(scroll_to, 1000)           # a fast jump up towards the address bar
+        expect(page.locator(DIALOG)).to_be_visible()
+    finally:
+        context.close()
