@@ -74,6 +74,7 @@ def test_thankyou_popup_counts_once_links_and_closes(visitor, publisher, popup_a
     click_event = href.split("?e=")[1]
     assert EVENT_ID.fullmatch(click_event) and click_event != impression["event_id"]
     assert cta.get_attribute("target") == "_blank" and cta.get_attribute("rel") == "noopener"
+    assert cta.evaluate("a => getComputedStyle(a).backgroundColor") == "rgb(214, 36, 110)"   # Mode pink
     assert offers[0]["click_url"].startswith(f"{popup_app.url}/c/")
 
     visitor.keyboard.press("Escape")
@@ -640,3 +641,16 @@ def test_touch_exit_intent_on_fast_scroll_up(chromium, publisher, popup_app):
         expect(page.locator(DIALOG)).to_be_visible()
     finally:
         context.close()
+
+
+def test_property_theme_colours_and_logo(visitor, publisher, popup_app):
+    popup_app.campaign(101)
+    popup_app.property("mmm", delay_ms=0, theme={"primary": "#0a7d32", "cta_text": "#ffffff",
+                                                  "logo_url": "https://img.example/logo.png"})
+    open_page(visitor, publisher, popup_app, property="mmm")
+    dialog = visitor.locator(DIALOG)
+    expect(dialog).to_be_visible()
+    assert dialog.locator("a").evaluate("a => getComputedStyle(a).backgroundColor") == "rgb(10, 125, 50)"
+    assert dialog.locator("img.logo").get_attribute("src") == "https://img.example/logo.png"
+    # Mode's defaults on a property without a theme.
+    assert popup_app.app.test_client().get("/api/offers/mff").json["theme"]["primary"] == "#d6246e"
