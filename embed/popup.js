@@ -173,9 +173,9 @@
     '.ov{position:absolute;inset:0;background:rgba(0,0,0,.55)}' +
     '.dlg{position:relative;width:calc(100% - 24px);max-width:420px;max-height:calc(100% - 24px);overflow:auto;' +
     'background:var(--bg);color:var(--tx);border-radius:14px;padding:20px;box-shadow:0 10px 40px rgba(0,0,0,.35);' +
-    'font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;text-align:center;overflow-wrap:anywhere;outline:0}' +
+    'font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;text-align:center;overflow-wrap:anywhere}' +
     'button{all:unset;box-sizing:border-box;cursor:pointer;min-width:44px;min-height:44px;display:inline-flex;align-items:center;justify-content:center;border-radius:8px}' +
-    ':focus-visible{outline:3px solid var(--ac)!important;outline-offset:2px}' +
+    ':focus-visible{outline:3px solid var(--ac)!important;outline-offset:2px}.dlg:focus{outline:0!important}' +
     '.x{position:absolute;top:4px;right:4px;font-size:28px;line-height:1}' +
     '.logo{display:block;height:32px;max-width:60%;margin:0 auto 12px;object-fit:contain}' +
     '.fig{aspect-ratio:16/9;width:100%;margin:8px 0 14px;border-radius:10px;overflow:hidden;background:#f1f2f4}' +
