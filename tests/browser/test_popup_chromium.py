@@ -654,3 +654,26 @@ def test_property_theme_colours_and_logo(visitor, publisher, popup_app):
     assert dialog.locator("img.logo").get_attribute("src") == "https://img.example/logo.png"
     # Mode's defaults on a property without a theme.
     assert popup_app.app.test_client().get("/api/offers/mff").json["theme"]["primary"] == "#d6246e"
+
+
+@pytest.mark.parametrize("without_beacon", [
+    "Navigator.prototype.sendBeacon = () => false",        # the queue refused the beacon
+    "delete Navigator.prototype.sendBeacon",               # no sendBeacon at all
+])
+def test_impression_falls_back_to_keepalive_fetch(chromium, publisher, popup_app, without_beacon):
+    popup_app.campaign(101)
+    popup_app.property("mff", delay_ms=0)
+    context = chromium.new_context(user_agent=DESKTOP_UA)
+    route_offer_assets(context)
+    context.add_init_script(without_beacon)
+    try:
+        page = context.new_page()
+        sent = impressions_sent(page)
+        page.goto(publisher.add(page_html(snippet(popup_app.url, property="mff"))))
+        expect(page.locator(DIALOG)).to_be_visible()
+        [impression] = popup_app.recorder.wait_for_impressions(1)
+        assert set(impression) == {"token", "event_id", "session_id"}
+        [request] = sent
+        assert request.resource_type == "fetch" and request.headers["content-type"] == "text/plain"
+    finally:
+        context.close()
