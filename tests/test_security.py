@@ -39,8 +39,7 @@ def routes(app, methods):
 def snapshot(db):
     """Every row of every table, to prove a refused request changed nothing."""
     tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() and
-            [tuple(r) for r in db.execute(f"SELECT * FROM {t} ORDER BY 1")] for t in tables}
+    return {t: [tuple(r) for r in db.execute(f"SELECT * FROM {t} ORDER BY 1")] for t in tables}
 
 
 @pytest.fixture
