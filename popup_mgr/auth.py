@@ -136,7 +136,9 @@ def api_auth_required(view):
 # --- login and logout ---------------------------------------------------------------------------
 
 # Throttling without a permanent lockout: a burst is slowed per IP, and guessing one account's
-# password is slowed even when the guesses come from many IPs. Only failed attempts count.
+# password is slowed even when the guesses come from many IPs. Every attempt counts: counting
+# only failures would mean testing the limit before the request and counting after it, which
+# lets a burst of parallel guesses through.
 LOGIN_LIMIT_PER_IP = "5/minute;20/hour"
 LOGIN_LIMIT_PER_ACCOUNT = "10/hour"
 LOGIN_FAILED = "Wrong username or password."
@@ -168,10 +170,6 @@ def _account_key():
     return "login-account:" + (request.form.get("username") or "").strip().lower()
 
 
-def _failed(response):
-    return response.status_code != 302
-
-
 def _throttled(_limit):
     response = make_response(render_template("login.html", throttled=True, next=None), 429)
     response.headers["Retry-After"] = "60"
@@ -179,9 +177,8 @@ def _throttled(_limit):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(LOGIN_LIMIT_PER_IP, methods=["POST"], deduct_when=_failed, on_breach=_throttled)
-@limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_account_key,
-               deduct_when=_failed, on_breach=_throttled)
+@limiter.limit(LOGIN_LIMIT_PER_IP, methods=["POST"], on_breach=_throttled)
+@limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_account_key, on_breach=_throttled)
 def login():
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
