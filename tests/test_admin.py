@@ -259,3 +259,14 @@ def test_audit_page_paginates_newest_first_and_filters(app, admin_client, db):
     assert "property.update" in only_props and "campaign.update" not in only_props
     one = admin_client.get(f"/admin/audit?entity=campaign&entity_id={c['id']}").get_data(as_text=True)
     assert "campaign.update" in one and "property.update" not in one
+
+
+def test_admin_pages_are_documented(app):
+    """Every admin page (a GET route without arguments) is named in the README."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    pages = [rule.rule for rule in app.url_map.iter_rules()
+             if rule.endpoint.startswith(("admin.", "auth.")) and "GET" in rule.methods and not rule.arguments]
+    assert len(pages) >= 6
+    for page in pages:
+        assert f"`{page}`" in readme, f"{page} is not in README.md"
