@@ -7,7 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    url_for)
 from flask_login import current_user
 
-from popup_mgr import audit
+from popup_mgr import audit, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
 from popup_mgr.auth import current_actor
@@ -25,6 +25,12 @@ def require_login():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     return None
+
+
+@bp.context_processor
+def clock():
+    # Rows compare ISO-8601 UTC strings with this to say "starts …" or "ended".
+    return {"now_iso": timeutil.iso_now()}
 
 
 @bp.get("/")

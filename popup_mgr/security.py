@@ -5,7 +5,8 @@ referrer and caching rules. Public endpoints (embed script, offers, beacons, cli
 postback) are called from publisher pages and keep the headers their own modules set; only
 nosniff is added there, which is right for every response.
 """
-from flask import request
+from flask import render_template, request
+from flask_wtf.csrf import CSRFError
 
 from popup_mgr import web
 
@@ -45,5 +46,13 @@ def add_security_headers(response):
     return response
 
 
+def csrf_failed(exc):
+    """A refused write: JSON for API callers, a page that says what to do for the admin."""
+    if request.path.startswith("/api/") or web.is_public_path(request.path):
+        return web.json_error(400, exc.description, reason="csrf")
+    return render_template("csrf_error.html", reason=exc.description), 400
+
+
 def register(app):
     app.after_request(add_security_headers)
+    app.register_error_handler(CSRFError, csrf_failed)

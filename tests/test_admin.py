@@ -270,3 +270,10 @@ def test_admin_pages_are_documented(app):
     assert len(pages) >= 6
     for page in pages:
         assert f"`{page}`" in readme, f"{page} is not in README.md"
+
+
+def test_rows_show_schedule_outside_the_window(app, admin_client, db):
+    make(app, db, tune_campaign_id=1, name="Later", start_at="2999-01-01T00:00:00Z")
+    make(app, db, tune_campaign_id=2, name="Over", start_at="2001-01-01T00:00:00Z", end_at="2002-01-01T00:00:00Z")
+    body = admin_client.get("/admin/campaigns").get_data(as_text=True)
+    assert "Starts 2999-01-01 00:00 UTC" in body and "Ended 2002-01-01 00:00 UTC" in body

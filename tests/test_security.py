@@ -154,3 +154,10 @@ def test_session_cookie_flags(tmp_path, monkeypatch):
 
 def test_csp_is_defined_in_one_place():
     assert security.ADMIN_HEADERS["Content-Security-Policy"] == security.CONTENT_SECURITY_POLICY
+
+
+def test_csrf_failure_explains_itself(admin_client, seeded):
+    page = admin_client.post("/admin/campaigns/1/toggle", data={"active": "0"})
+    assert page.status_code == 400 and "nothing was changed" in page.get_data(as_text=True)
+    api = admin_client.post("/api/campaigns", json={})
+    assert api.status_code == 400 and api.json["error"] and api.headers["X-Popup-Reason"] == "csrf"

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from popup_mgr import auth, campaigns
 from tests.browser.conftest import ADMIN
@@ -137,6 +138,16 @@ def test_campaigns_page_screenshot(admin_page, live_server, tmp_path):
     assert admin_page.locator("tr.campaign-row").count() == len(SAMPLE)
     shot = tmp_path / "admin-campaigns.png"
     admin_page.screenshot(path=str(shot), full_page=True)
+
+    # The filter narrows the table as he types (htmx swaps the rows and updates the URL).
+    admin_page.fill("input[name=q]", "grocery")
+    expect(admin_page.locator("tr.campaign-row")).to_have_count(1)    # (wait_for_function needs eval: CSP)
+    assert "Save $250 on Groceries" in admin_page.inner_text("#campaign-rows")
+    assert "q=grocery" in admin_page.url
+    admin_page.fill("input[name=q]", "")
+    admin_page.select_option("select[name=status]", "paused")
+    expect(admin_page.locator("#campaign-rows")).to_contain_text("Drivers Could Save $610")
+    expect(admin_page.locator("tr.campaign-row")).to_have_count(1)
     assert shot.stat().st_size > 10_000
     if os.environ.get("POPUP_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
