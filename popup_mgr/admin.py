@@ -3,14 +3,16 @@
 Routes parse the request, call the domain modules (campaigns, properties, audit) and render a
 page or the partial that page includes. No SQL here. Every route needs a logged-in admin.
 """
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, abort, current_app, flash, make_response, redirect, render_template,
+                   request, url_for)
 from flask_login import current_user
 
 from popup_mgr import audit, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
-from popup_mgr.auth import current_actor
+from popup_mgr.auth import current_actor, safe_next
 from popup_mgr.db import get_db
 from popup_mgr.extensions import login_manager
 from popup_mgr.theme import DEFAULT_THEME
@@ -22,9 +24,17 @@ bp = Blueprint("admin", __name__)
 
 @bp.before_request
 def require_login():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
+    if current_user.is_authenticated:
+        return None
+    if is_htmx():
+        # A redirect would be followed inside the XHR and the login page swapped into a table
+        # row; htmx instead moves the whole page to the login form.
+        here = urlsplit(request.headers.get("HX-Current-URL", ""))
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = url_for(
+            "auth.login", next=safe_next(here.path + (f"?{here.query}" if here.query else "")))
+        return response
+    return login_manager.unauthorized()
 
 
 @bp.context_processor

@@ -66,10 +66,20 @@ def _whole_number(low, high, optional=False):
     return check
 
 
+_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")   # allows \t \n \r
+
+
 def _text(max_length, required=False, strip=True):
+    """Single-line text (stripped, no control characters) or, with strip=False, multi-line text."""
+    control = _CONTROL_SINGLE_LINE if strip else _CONTROL_MULTI_LINE
+
     def check(value):
         if not isinstance(value, str):
             return None, "Must be text."
+        if control.search(value.strip() if strip else value):
+            return None, "Must not contain line breaks or control characters." if strip \
+                else "Must not contain control characters."
         if strip:
             value = value.strip()
         if required and not value.strip():

@@ -152,3 +152,10 @@ def test_create_token_prints_only_the_token(runner, db):
     token = result.stdout.strip()
     assert result.stdout == token + "\n" and token.startswith("pm_")
     assert auth.token_name(db, token) == "ci"
+
+
+def test_expired_session_during_htmx_request_sends_the_page_to_login(client):
+    response = client.get("/admin/campaigns/1/row/edit",
+                          headers={"HX-Request": "true", "HX-Current-URL": "http://popup.test/admin/campaigns?q=x"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/admin/campaigns?q%3Dx"

@@ -28,6 +28,14 @@ def test_good_campaign_validates_clean():
     assert clean == GOOD
 
 
+def test_multi_line_fields_keep_line_breaks_and_text_is_stored_verbatim():
+    clean, errors = campaigns.validate({**GOOD, "description": "a\r\nb\tc", "notes": "x\ny",
+                                        "display_title": "  <b>Bold</b> & \"quoted\"  "})
+    assert errors == {}
+    assert clean["description"] == "a\r\nb\tc" and clean["notes"] == "x\ny"
+    assert clean["display_title"] == "<b>Bold</b> & \"quoted\""     # only surrounding spaces go
+
+
 def test_defaults_fill_optional_fields():
     minimal = {k: GOOD[k] for k in campaigns.REQUIRED}
     clean, errors = campaigns.validate(minimal)
@@ -44,7 +52,8 @@ def test_defaults_fill_optional_fields():
     ("payout", "4.505"), ("payout", 4.5), ("payout", "-1.00"), ("payout", "1,50"), ("payout", "abc"), ("payout", "1e3"),
     ("active", 1), ("active", "true"), ("properties", "mff"), ("properties", [1]), ("subid_param", "a b"),
     ("subid_param", "sub&x=1"), ("start_at", "next tuesday"), ("start_at", 1700000000),
-    ("click_url", ""), ("click_url", None),
+    ("click_url", ""), ("click_url", None), ("display_title", "two\nlines"), ("name", "nul\x00"),
+    ("description", "bell\x07"), ("cta_text", "tab\there"),
 ] + [("click_url", url) for url in BAD_URLS] + [("image_url", url) for url in BAD_URLS]
   + [("impression_pixel_url", url) for url in BAD_URLS])
 def test_bad_values_are_rejected_with_a_message(field, value):

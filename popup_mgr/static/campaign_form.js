@@ -129,4 +129,5 @@
   if (themeSelect) { themeSelect.addEventListener('change', applyTheme); }
   applyTheme();
   render();
+  form.setAttribute('data-helpers', 'ready');   // tests wait for this before typing
 }());

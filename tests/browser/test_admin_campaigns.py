@@ -54,7 +54,7 @@ def test_add_edit_pause_campaign(page, live_server):
 
     started = time.perf_counter()
     page.click("text=Add campaign")
-    page.wait_for_selector("#campaign-form")
+    page.wait_for_selector("#campaign-form[data-helpers=ready]")
 
     page.fill("#tune_link", TUNE_LINK)                  # paste of the tracking link
     assert page.input_value("#tune_campaign_id") == "123"
