@@ -229,7 +229,8 @@ def _positive_int(text):
     return int(text) if _DIGITS.fullmatch(text) and int(text) > 0 else None
 
 
-_IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.I | re.S)
+# src itself, not data-src or the like ("\b" alone would match after the hyphen).
+_IMG_SRC = re.compile(r"""<img\b[^>]*?(?<![\w-])src\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.I | re.S)
 
 
 def parse_pixel_html(text):

@@ -118,6 +118,7 @@ def test_parse_tune_link(link, expected):
     ('<img height="1" src=https://t.example/p?a=1 >', "https://t.example/p?a=1"),
     ('<img\n  src="https://t.example/p?a=1&amp;b=2"\n  width="1">', "https://t.example/p?a=1&b=2"),
     ("https://t.example/pixel?a=1", "https://t.example/pixel?a=1"),
+    ('<img data-src="https://wrong.example/" src="https://t.example/p">', "https://t.example/p"),
     ('<img src="javascript:alert(1)">', None),
     ('<img src="data:image/gif;base64,R0lGOD">', None),
     ('<script src="https://t.example/x.js"></script>', None),
