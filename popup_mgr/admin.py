@@ -217,10 +217,12 @@ def property_update(code):
 
 @bp.get("/admin/audit", endpoint="audit")
 def audit_log():
+    db = get_db()
+    entities = audit.entity_names(db)
     entity = request.args.get("entity", "")
-    entity = entity if entity in audit.ENTITIES else ""
+    entity = entity if entity in entities else ""
     entity_id = request.args.get("entity_id", type=int)
     page = max(request.args.get("page", 1, type=int), 1)
-    entries, has_more = audit.entries(get_db(), entity=entity or None, entity_id=entity_id, page=page)
+    entries, has_more = audit.entries(db, entity=entity or None, entity_id=entity_id, page=page)
     return render_template("audit.html", entries=entries, entity=entity, entity_id=entity_id,
-                           page=page, has_more=has_more, entities=audit.ENTITIES)
+                           page=page, has_more=has_more, entities=entities)

@@ -26,6 +26,13 @@ def record(db, actor, action, entity, entity_id, changes):
     )
 
 
+def entity_names(db):
+    """Entities to filter by: campaigns and properties, plus any other module's that wrote rows."""
+    found = [row["entity"] for row in db.execute(
+        "/* audit.entity_names */ SELECT DISTINCT entity FROM audit_log ORDER BY entity")]
+    return list(ENTITIES) + [name for name in found if name not in ENTITIES]
+
+
 def entries(db, entity=None, entity_id=None, page=1, per_page=PER_PAGE):
     """(rows, has_more): one page of audit rows, newest first, optionally for one entity."""
     where, params = [], []

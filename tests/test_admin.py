@@ -277,3 +277,11 @@ def test_rows_show_schedule_outside_the_window(app, admin_client, db):
     make(app, db, tune_campaign_id=2, name="Over", start_at="2001-01-01T00:00:00Z", end_at="2002-01-01T00:00:00Z")
     body = admin_client.get("/admin/campaigns").get_data(as_text=True)
     assert "Starts 2999-01-01 00:00 UTC" in body and "Ended 2002-01-01 00:00 UTC" in body
+
+
+def test_audit_filter_offers_entities_other_modules_log(admin_client, db):
+    from popup_mgr import db as database
+    with database.transaction(db):
+        audit.record(db, "mike", "settings.update", "settings", None, {"postback_secret": ["***", "***"]})
+    page = admin_client.get("/admin/audit?entity=settings").get_data(as_text=True)
+    assert "<option value=\"settings\" selected>" in page and "settings.update" in page and "#None" not in page
