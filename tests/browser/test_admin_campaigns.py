@@ -161,3 +161,35 @@ def test_admin_pages_load_without_csp_violations(admin_page, live_server, path):
     admin_page.wait_for_load_state("load")
     assert admin_page.evaluate("typeof htmx") == "object"       # the vendored htmx loaded under the CSP
     assert problems == []
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.slow
+def test_admin_pages_have_no_accessibility_violations(chromium, live_server):
+    """axe-core on every admin page, the inline row editor included. The context bypasses the
+    CSP only so that axe itself can be injected."""
+    from tests.browser.conftest import admin_session_cookie
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    context.add_cookies([admin_session_cookie(live_server)])
+    page = context.new_page()
+    db = live_server.db()
+    with live_server.app.app_context():
+        campaigns.create(db, {"tune_campaign_id": 1, "name": "Sweeps", "display_title": "Win",
+                              "click_url": "https://t.example/aff_c?offer_id=1"}, "mike")
+    db.close()
+    try:
+        found = {}
+        for path in ["/admin/campaigns", "/admin/campaigns/new", "/admin/campaigns/1/edit",
+                     "/admin/properties", "/admin/audit", "/admin/campaigns#row-editor"]:
+            page.goto(live_server.url + path)
+            if path.endswith("#row-editor"):
+                page.click("text=Quick edit")
+                page.wait_for_selector("input[name=display_title]")
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+            found[path] = [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]]
+        assert found == {path: [] for path in found}
+    finally:
+        context.close()
