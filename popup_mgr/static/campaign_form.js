@@ -98,15 +98,15 @@
     showImage(byId('pp-logo'), theme.logo_url);
   }
 
-  function showImage(img, value) {
+  /* Shows img (or its frame) for an http(s) URL, hides it otherwise. */
+  function showImage(img, value, frame) {
     var url = httpUrl(value || '');
     if (url) {
       if (img.getAttribute('src') !== url.href) { img.setAttribute('src', url.href); }
-      img.hidden = false;
     } else {
       img.removeAttribute('src');
-      img.hidden = true;
     }
+    (frame || img).hidden = !url;
   }
 
   function setText(id, value, fallback) {
@@ -120,7 +120,7 @@
     setText('pp-tagline', field('tagline').value);
     setText('pp-description', field('description').value);
     setText('pp-cta', field('cta_text').value, 'View Offer');
-    showImage(byId('pp-image'), field('image_url').value);
+    showImage(byId('pp-image'), field('image_url').value, byId('pp-figure'));
   }
 
   ['display_title', 'tagline', 'description', 'cta_text', 'image_url'].forEach(function (name) {
