@@ -5,7 +5,7 @@ referrer and caching rules. Public endpoints (embed script, offers, beacons, cli
 postback) are called from publisher pages and keep the headers their own modules set; only
 nosniff is added there, which is right for every response.
 """
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from popup_mgr import web
@@ -39,6 +39,9 @@ def add_security_headers(response):
         return response
     for name, value in ADMIN_HEADERS.items():
         response.headers.setdefault(name, value)
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        # Served over https (POPUP_BASE_URL): browsers must never fall back to http for the admin.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.endpoint != "static":
         # Admin pages and API answers hold private data: never keep them in shared caches,
         # and never show a logged-out user a cached admin page with the back button.

@@ -150,6 +150,11 @@ def test_session_cookie_flags(tmp_path, monkeypatch):
     assert response.status_code == 302
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_no_hsts_on_a_plain_http_deployment(client):
+    assert "Strict-Transport-Security" not in client.get("/login").headers
 
 
 def test_csp_is_defined_in_one_place():
