@@ -571,6 +571,8 @@ def test_playground_previews_live_campaigns_without_counting(chromium, popup_app
         page.get_by_role("button", name="Show now").click()
         dialog = page.locator(DIALOG)
         expect(dialog.locator("h2")).to_have_text("Live campaign")
+        # Styled under the admin's own strict CSP (style-src 'self').
+        assert dialog.locator("a").evaluate("a => getComputedStyle(a).backgroundColor") == "rgb(214, 36, 110)"
         page.keyboard.press("Escape")
         page.wait_for_timeout(300)
         assert popup_app.recorder.impressions() == [] and pixels == []
