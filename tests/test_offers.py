@@ -182,3 +182,21 @@ def test_a_fresh_snapshot_answers_without_the_database(app, client, db, monkeypa
     monkeypatch.setattr("popup_mgr.embed.get_db", no_database)
     for _ in range(3):
         assert len(fetch(client).json["offers"]) == 1
+
+
+def test_campaign_api_changes_show_on_the_next_offers_request(client, api_token):
+    """End to end with the admin's campaign API: create, edit, deactivate, each seen at once."""
+    auth = {"Authorization": f"Bearer {api_token}"}
+    created = client.post("/api/campaigns", headers=auth, json={
+        "tune_campaign_id": 555, "name": "API made", "display_title": "Made by the API",
+        "click_url": "https://tune.example/aff_c?offer_id=555", "priority": 5, "payout": "2.50",
+        "properties": ["mff"]})
+    assert created.status_code in (200, 201), created.get_data(as_text=True)
+    campaign_id = created.json["id"]
+    assert [o["id"] for o in fetch(client).json["offers"]] == [campaign_id]
+    assert fetch(client, "mmm").json["offers"] == []
+    assert client.put(f"/api/campaigns/{campaign_id}", headers=auth,
+                      json={"display_title": "Edited"}).status_code == 200
+    assert fetch(client).json["offers"][0]["title"] == "Edited"
+    assert client.delete(f"/api/campaigns/{campaign_id}", headers=auth).status_code == 200
+    assert fetch(client).json["offers"] == []
