@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test install vendor browsers bench clean
+.PHONY: run test install vendor browsers bench clean embed
 
 run: install
 	$(BIN)/popup-mgr quickstart
@@ -36,6 +36,10 @@ node_modules/.installed: package.json package-lock.json
 popup_mgr/static/vendor/.copied: node_modules/.installed scripts/vendor.sh
 	bash scripts/vendor.sh
 	touch $@
+
+# Rebuild embed/popup.min.js (committed; served as /popup.js) after editing embed/popup.js.
+embed: node_modules/.installed
+	bash scripts/build-embed.sh
 
 browsers:
 	bash scripts/install-browsers.sh
