@@ -198,7 +198,8 @@ class FastPath:
                 return self.wsgi_app(environ, start_response)     # Flask renders the page
         else:
             return self.wsgi_app(environ, start_response)
-        headers = answer.headers + list(web.CORS_HEADERS) + [("Content-Length", str(len(answer.body)))]
+        headers = answer.headers + list(web.CORS_HEADERS) + [("X-Content-Type-Options", "nosniff"),
+                                                             ("Content-Length", str(len(answer.body)))]
         start_response(self._STATUS[answer.status], headers)
         return [] if method == "HEAD" else [answer.body]
 
