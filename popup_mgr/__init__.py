@@ -50,5 +50,6 @@ def _protect_from_csrf():
 
 
 def _register_blueprints(app):
-    from popup_mgr import auth, health
+    from popup_mgr import analytics, auth, health
     app.register_blueprint(health.bp)
+    app.register_blueprint(analytics.bp)
