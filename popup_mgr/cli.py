@@ -94,9 +94,10 @@ def _announce_catalog_change():
     signals.notify_catalog_changed(current_app._get_current_object())
 
 
-# What `quickstart` fills an empty database with: a month at today's traffic, in seconds.
-QUICKSTART_DEMO_DAYS = 30
-QUICKSTART_DEMO_IMPRESSIONS = 30 * 15_000
+# What `quickstart` fills an empty database with: two months at today's traffic (so the
+# dashboard's "last 30 days" has a previous period to compare with), written in seconds.
+QUICKSTART_DEMO_DAYS = 60
+QUICKSTART_DEMO_IMPRESSIONS = 60 * 15_000
 
 
 @click.command("quickstart")
@@ -110,7 +111,7 @@ def quickstart(host, port):
     db = _db()
     if not db.execute("/* cli.quickstart */ SELECT 1 FROM campaigns LIMIT 1").fetchone():
         from popup_mgr import demo
-        click.echo("Creating demo campaigns and 30 days of history...", err=True)
+        click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history...", err=True)
         demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
                       tz=app.config["BUSINESS_TZ"])
         _announce_catalog_change()

@@ -317,7 +317,7 @@ def granularity(scope, today):
 def bucket(days, unit):
     """Sum day rows into weeks (starting Monday) or months; labels are the bucket's first day."""
     if unit == "day":
-        return [{"label": d["date"], **d} for d in days]
+        return [{"label": _label(dt.date.fromisoformat(d["date"]), unit), **d} for d in days]
     buckets = {}
     for d in days:
         date = dt.date.fromisoformat(d["date"])
@@ -325,8 +325,16 @@ def bucket(days, unit):
         acc = buckets.setdefault(start, dict.fromkeys(COUNTS, 0))
         for key in COUNTS:
             acc[key] += d[key]
-    return [{"label": start.isoformat(), "date": start.isoformat(), **measures(acc)}
+    return [{"label": _label(start, unit), "date": start.isoformat(), **measures(acc)}
             for start, acc in sorted(buckets.items())]
+
+
+def _label(date, unit):
+    """Short axis labels: 'Nov 24' for days, 'Wk Nov 17' for weeks, 'Nov 2026' for months."""
+    if unit == "month":
+        return date.strftime("%b %Y")
+    text = f"{date.strftime('%b')} {date.day}"
+    return "Wk " + text if unit == "week" else text
 
 
 def hourly_today(db, scope, tz, now_ms):

@@ -15,7 +15,7 @@
 
   function axis(title, money, position) {
     return {
-      position: position || 'left', beginAtZero: true,
+      position: position || 'left', beginAtZero: true, grace: '5%',
       title: {display: true, text: title},
       grid: {color: GRID, drawOnChartArea: position !== 'right'},
       ticks: {callback: function (v) { return money ? dollars(v) : Number(v).toLocaleString('en-US'); }}
@@ -49,7 +49,7 @@
       data: {labels: data.labels, datasets: [
         {type: 'bar', label: 'Revenue', data: data.revenue.map(Number), backgroundColor: BLUE, money: true, yAxisID: 'y', order: 2},
         {type: 'line', label: 'RPM', data: data.rpm.map(Number), borderColor: PINK, backgroundColor: PINK,
-         pointRadius: data.labels.length > 40 ? 0 : 2, tension: 0.25, money: true, yAxisID: 'rpm', order: 1}
+         pointRadius: data.labels.length > 40 ? 0 : 2, cubicInterpolationMode: 'monotone', money: true, yAxisID: 'rpm', order: 1}
       ]},
       options: {scales: {x: {grid: {display: false}}, y: axis('Revenue (USD)', true),
                          rpm: axis('RPM (USD per 1,000 impressions)', true, 'right')}}
@@ -58,9 +58,9 @@
       type: 'line',
       data: {labels: data.labels, datasets: [
         {label: 'Impressions', data: data.impressions, borderColor: BLUE, backgroundColor: 'rgba(31,95,191,.12)',
-         fill: true, pointRadius: 0, tension: 0.25, yAxisID: 'y'},
+         fill: true, pointRadius: 0, cubicInterpolationMode: 'monotone', yAxisID: 'y'},
         {label: 'Clicks', data: data.clicks, borderColor: PINK, backgroundColor: PINK, pointRadius: 0,
-         tension: 0.25, yAxisID: 'clicks'}
+         cubicInterpolationMode: 'monotone', yAxisID: 'clicks'}
       ]},
       options: {scales: {x: {grid: {display: false}}, y: axis('Impressions'), clicks: axis('Clicks', false, 'right')}}
     });
