@@ -180,7 +180,8 @@ def _table(name, scope):
     """(header, rows) of one exportable table, from the same queries the screens use."""
     db = get_db()
     if name == "days":
-        return ("date",) + MEASURE_COLUMNS, [[d["date"]] + _measure_cells(d) for d in reports.by_day(db, scope)]
+        return ("date",) + MEASURE_COLUMNS, [[d["date"]] + _measure_cells(d)
+                                             for d in reports.by_day(db, scope, until=_today())]
     if name == "campaigns":
         return (("campaign_id", "campaign_name") + MEASURE_COLUMNS + ("ctr_low_95", "ctr_high_95"),
                 [[c["campaign_id"], c["name"]] + _measure_cells(c)
@@ -275,7 +276,7 @@ def api(property_code):
     scope = reports.Scope(first, last, property_id, code)
     if fmt == "csv":
         return _csv_response(_export_name("grid", scope), *_grid_table(db, scope))
-    response = current_app.json.response(reports.api_report(db, scope))
+    response = current_app.json.response(reports.api_report(db, scope, _today()))
     response.headers["Cache-Control"] = "no-store"
     return response
 

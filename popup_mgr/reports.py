@@ -76,11 +76,12 @@ def parse_day(text, field):
 def parse_range(from_text, to_text, today):
     """Inclusive (first, last) from YYYY-MM-DD strings; missing values default to the last 30 days."""
     last = parse_day(to_text, "to") if to_text else today
-    first = parse_day(from_text, "from") if from_text else last - dt.timedelta(days=29)
+    first = parse_day(from_text, "from") if from_text else min(last, today) - dt.timedelta(days=29)
     if first > last:
         raise ReportError("from must not be after to", "from")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise ReportError(f"the range may span at most {MAX_RANGE_DAYS} days", "to")
+    # Days after today hold no data, so only the past part of the range counts against the limit.
+    if (min(last, today) - first).days + 1 > MAX_RANGE_DAYS:
+        raise ReportError(f"the range may span at most {MAX_RANGE_DAYS} days up to today", "from")
     return first, last
 
 
@@ -236,11 +237,13 @@ def totals(db, scope):
     return measures(_rollup(db, scope, "total")[0])
 
 
-def by_day(db, scope):
-    """[{"date", measures...}] for every day of the range, zero-filled."""
+def by_day(db, scope, until=None):
+    """[{"date", measures...}] for every day of the range up to `until` (today: later days have
+    no data yet), zero-filled."""
     found = {r["day"]: r for r in _rollup(db, scope, "day")}
     rows = []
-    for offset in range(scope.days):
+    last = min(scope.last, until) if until else scope.last
+    for offset in range((last - scope.first).days + 1):
         day = (scope.first + dt.timedelta(days=offset)).isoformat()
         rows.append({"date": day, **(measures(found[day]) if day in found else zero())})
     return rows
@@ -289,8 +292,9 @@ def unattributed(db, scope, tz):
     return {"conversions": row["conversions"], "revenue_cents": row["revenue_cents"]}
 
 
-def api_report(db, scope):
-    """The JSON answer of GET /api/analytics/<property>."""
+def api_report(db, scope, today):
+    """The JSON answer of GET /api/analytics/<property>; `days` runs from `from` to the earlier of
+    `to` and today."""
     return {
         "property": scope.property_code,
         "from": scope.first.isoformat(),
@@ -298,7 +302,7 @@ def api_report(db, scope):
         "totals": api_measures(totals(db, scope)),
         "campaigns": [{"campaign_id": c["campaign_id"], "name": c["name"], **api_measures(c)}
                       for c in by_campaign(db, scope)],
-        "days": [{"date": d["date"], **api_measures(d)} for d in by_day(db, scope)],
+        "days": [{"date": d["date"], **api_measures(d)} for d in by_day(db, scope, until=today)],
     }
 
 
@@ -372,9 +376,7 @@ def series(db, scope, tz, today, now_ms, days=None):
     unit = granularity(scope, today)
     if unit == "hour":
         return unit, hourly_today(db, scope, tz, now_ms)
-    days = days if days is not None else by_day(db, scope)
-    # Days after today have no data yet; charting them as zeros would look like a collapse.
-    days = [d for d in days if d["date"] <= today.isoformat()] or days[:1]
+    days = days if days is not None else by_day(db, scope, until=today)
     return unit, bucket(days, unit)
 
 
@@ -410,7 +412,7 @@ def dashboard(db, scope, tz, now_ms):
     """Everything the dashboard (and the PDF report) shows for scope."""
     today = dt.date.fromisoformat(timeutil.business_day(now_ms, tz))
     current, previous = totals(db, scope), totals(db, scope.previous())
-    days = by_day(db, scope)
+    days = by_day(db, scope, until=today)
     unit, points = series(db, scope, tz, today, now_ms, days)
     property_rows = by_property(db, dataclasses.replace(scope, property_id=None))
     return {
