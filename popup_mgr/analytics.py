@@ -14,7 +14,7 @@ from popup_mgr import pdf_report, reports, timeutil
 from popup_mgr.auth import api_auth_required
 from popup_mgr.db import get_db
 from popup_mgr.money import format_cents
-from popup_mgr.web import json_error, render_page_or_fragment
+from popup_mgr.web import is_htmx, json_error, render_page_or_fragment
 
 bp = Blueprint("analytics", __name__)
 
@@ -95,7 +95,9 @@ def dashboard():
     scope, preset, error = _scope_or_error()
     status = 200
     if error:
-        scope, preset, status = _default_scope(), DEFAULT_PRESET, 400
+        # htmx does not swap 4xx answers, so a bad custom range typed into the form answers 200
+        # with the reason shown above the default view; a plain request gets the 400.
+        scope, preset, status = _default_scope(), DEFAULT_PRESET, (200 if is_htmx() else 400)
     data = reports.dashboard(get_db(), scope, _tz(), timeutil.now_ms())
     response = render_page_or_fragment(
         "analytics/dashboard.html", "analytics/_dashboard.html", data=data, error=error,

@@ -209,8 +209,6 @@ def display(value, kind):
 _GROUPS = {
     "total": "",
     "day": "day",
-    "campaign": "campaign_id",
-    "property": "property_id",
     "campaign_property": "campaign_id, property_id",
     "grid": "day, property_id, campaign_id",
 }
@@ -249,25 +247,45 @@ def by_day(db, scope, until=None):
     return rows
 
 
-def by_campaign(db, scope):
-    """Campaigns with any traffic in scope, best revenue first, each with a per-property split."""
+def _sum(rows):
+    acc = dict.fromkeys(COUNTS, 0)
+    for row in rows:
+        for key in COUNTS:
+            acc[key] += row[key]
+    return acc
+
+
+def campaign_property_rows(db, scope):
+    """daily_stats summed per (campaign, property) for scope: the one scan that campaign rows,
+    property rows and totals can all be derived from (a few dozen rows, whatever the range)."""
+    return _rollup(db, scope, "campaign_property")
+
+
+def by_campaign(db, scope, rows=None):
+    """Campaigns with any traffic in scope, best revenue first, each with a per-property split.
+    `rows`: campaign_property_rows() of scope or of a wider scope (filtered here to scope's property)."""
     names, codes = _campaign_names(db), _property_codes(db)
-    split = {}
-    for r in _rollup(db, scope, "campaign_property"):
-        split.setdefault(r["campaign_id"], []).append(
-            {"property_id": r["property_id"], "property": codes.get(r["property_id"], "?"), **measures(r)})
-    rows = [{"campaign_id": r["campaign_id"], "name": names.get(r["campaign_id"], f"#{r['campaign_id']}"),
-             **measures(r), "properties": split.get(r["campaign_id"], [])}
-            for r in _rollup(db, scope, "campaign")]
-    rows.sort(key=lambda row: (-row["revenue_cents"], -row["impressions"], row["campaign_id"]))
-    return rows
+    groups = {}
+    for r in campaign_property_rows(db, scope) if rows is None else rows:
+        if scope.property_id is None or r["property_id"] == scope.property_id:
+            groups.setdefault(r["campaign_id"], []).append(r)
+    result = [{"campaign_id": campaign_id, "name": names.get(campaign_id, f"#{campaign_id}"),
+               **measures(_sum(parts)),
+               "properties": [{"property_id": p["property_id"], "property": codes.get(p["property_id"], "?"),
+                               **measures(p)} for p in parts]}
+              for campaign_id, parts in groups.items()]
+    result.sort(key=lambda row: (-row["revenue_cents"], -row["impressions"], row["campaign_id"]))
+    return result
 
 
-def by_property(db, scope):
-    """Every property (zeros included) for the comparison table, in their usual order."""
-    found = {r["property_id"]: r for r in _rollup(db, scope, "property")}
+def by_property(db, scope, rows=None):
+    """Every property (zeros included) for the comparison table, in their usual order.
+    `rows`: campaign_property_rows() of scope, if already fetched."""
+    found = {}
+    for r in campaign_property_rows(db, scope) if rows is None else rows:
+        found.setdefault(r["property_id"], []).append(r)
     return [{"property_id": p["id"], "property": p["code"], "name": p["name"],
-             **(measures(found[p["id"]]) if p["id"] in found else zero())}
+             **measures(_sum(found.get(p["id"], [])))}
             for p in properties(db)
             if scope.property_id is None or p["id"] == scope.property_id]
 
@@ -295,13 +313,14 @@ def unattributed(db, scope, tz):
 def api_report(db, scope, today):
     """The JSON answer of GET /api/analytics/<property>; `days` runs from `from` to the earlier of
     `to` and today."""
+    campaigns = by_campaign(db, scope)
     return {
         "property": scope.property_code,
         "from": scope.first.isoformat(),
         "to": scope.last.isoformat(),
-        "totals": api_measures(totals(db, scope)),
+        "totals": api_measures(measures(_sum(campaigns))),
         "campaigns": [{"campaign_id": c["campaign_id"], "name": c["name"], **api_measures(c)}
-                      for c in by_campaign(db, scope)],
+                      for c in campaigns],
         "days": [{"date": d["date"], **api_measures(d)} for d in by_day(db, scope, until=today)],
     }
 
@@ -411,10 +430,15 @@ def kpis(current, previous):
 def dashboard(db, scope, tz, now_ms):
     """Everything the dashboard (and the PDF report) shows for scope."""
     today = dt.date.fromisoformat(timeutil.business_day(now_ms, tz))
-    current, previous = totals(db, scope), totals(db, scope.previous())
+    # Three scans of daily_stats whatever the range: per (campaign, property) for every property
+    # (campaign rows, property comparison and totals derive from it), per day, previous totals.
+    every_property = dataclasses.replace(scope, property_id=None)
+    split = campaign_property_rows(db, every_property)
+    campaigns = by_campaign(db, scope, split)
+    property_rows = by_property(db, every_property, split)
+    current, previous = measures(_sum(campaigns)), totals(db, scope.previous())
     days = by_day(db, scope, until=today)
     unit, points = series(db, scope, tz, today, now_ms, days)
-    property_rows = by_property(db, dataclasses.replace(scope, property_id=None))
     return {
         "scope": scope,
         "totals": current,
@@ -423,7 +447,7 @@ def dashboard(db, scope, tz, now_ms):
         "days": days,
         "unit": unit,
         "points": points,
-        "campaigns": by_campaign(db, scope),
+        "campaigns": campaigns,
         "properties": property_rows,
         "unattributed": unattributed(db, scope, tz),
         "chart": chart_payload(unit, points, property_rows),

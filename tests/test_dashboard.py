@@ -119,6 +119,9 @@ def test_today_is_charted_per_hour(admin_client, demo_history):
 def test_bad_range_is_400_with_the_reason(admin_client, query):
     response = admin_client.get(f"/admin/dashboard?{query}")
     assert response.status_code == 400 and 'role="alert"' in response.get_data(as_text=True)
+    # From the htmx form the reason must be swapped in, and htmx does not swap 4xx answers.
+    fragment = admin_client.get(f"/admin/dashboard?{query}", headers={"HX-Request": "true"})
+    assert fragment.status_code == 200 and 'role="alert"' in fragment.get_data(as_text=True)
 
 
 def test_unknown_property_is_404(admin_client):
