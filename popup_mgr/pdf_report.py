@@ -85,7 +85,7 @@ def _chart(pdf, data):
     pdf.set_text_color(*INK)
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(0, 6, _text(f"Revenue per {data['unit']} (USD)"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    peak = max([1] + [p["revenue_cents"] for p in points])
+    peak = _nice_ceiling(max([1] + [p["revenue_cents"] for p in points]))
     pdf.set_font("Helvetica", "", 7)
     pdf.set_text_color(*MUTED)
     pdf.set_draw_color(*LINE)
@@ -105,11 +105,22 @@ def _chart(pdf, data):
             pdf.rect(x + slot * 0.15, top + height - bar, slot * 0.7, bar, style="F")
         if index % label_every == 0:
             pdf.set_xy(x - 4, top + height + 1)
-            pdf.cell(slot + 8, 3, _text(point["label"][-5:]), align="C")
+            pdf.cell(slot + 8, 3, _text(point["label"]), align="C")
     pdf.set_y(top + height + 7)
 
 
+def _nice_ceiling(cents):
+    """The smallest 1, 2 or 5 x 10^n multiple of 4 at or above cents, so axis steps are round."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if step * factor * 4 >= cents:
+                return step * factor * 4
+        step *= 10
+
+
 def _campaigns(pdf, data):
+    pdf.set_fill_color(246, 247, 249)
     pdf.set_text_color(*INK)
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(0, 7, "Campaigns", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -117,7 +128,8 @@ def _campaigns(pdf, data):
     header = ("Campaign", "Impressions", "Clicks", "CTR", "Conversions", "Revenue", "RPM", "EPC")
     rows = data["campaigns"][:CAMPAIGN_ROWS]
     with pdf.table(col_widths=(70, 25, 20, 18, 22, 25, 18, 18), text_align=("LEFT",) + ("RIGHT",) * 7,
-                   line_height=5, borders_layout="HORIZONTAL_LINES",
+                   line_height=5, borders_layout="HORIZONTAL_LINES", cell_fill_mode="ROWS",
+                   cell_fill_color=(246, 247, 249),
                    headings_style=_headings_style()) as table:
         table.row([_text(h) for h in header])
         for c in rows:
