@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from popup_mgr import auth
+from popup_mgr import auth, backup
 from popup_mgr import db as database
 
 SERVER_THREADS = 8
@@ -131,7 +131,36 @@ def _print_login(app, port, credentials):
     click.echo("", err=True)
 
 
-COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart)
+@click.command("backup")
+@click.argument("target", required=False, type=click.Path(dir_okay=False))
+@with_appcontext
+def backup_command(target):
+    """Write an online backup (default: instance/backups/popup-<time>.db)."""
+    try:
+        path = backup.backup(current_app.config["DATABASE"], target)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(str(path))
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def restore_command(source, yes):
+    """Replace the database with a backup (the current one is kept as a pre-restore copy)."""
+    path = current_app.config["DATABASE"]
+    if not yes:
+        click.confirm(f"Replace the content of {path} with {source}?", abort=True)
+    try:
+        safety = backup.restore(path, source)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Restored {source} into {path}" + (f"; previous content kept in {safety}" if safety else ""),
+               err=True)
+
+
+COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart, backup_command, restore_command)
 
 
 def register(app):
@@ -141,7 +170,11 @@ def register(app):
 
 def _create_app():
     from popup_mgr import create_app
-    return create_app()
+    from popup_mgr.config import ConfigError
+    try:
+        return create_app()
+    except ConfigError as exc:
+        sys.exit(f"popup-mgr: refusing to start: {exc}")
 
 
 main = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False,

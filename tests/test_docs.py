@@ -1,0 +1,21 @@
+"""Everything a user can call is documented: every command in the README, every public or API
+endpoint in the README's endpoint tables."""
+import re
+from pathlib import Path
+
+from popup_mgr import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_command_is_documented():
+    for command in cli.COMMANDS:
+        assert f"popup-mgr {command.name}" in README, f"`popup-mgr {command.name}` is not in README.md"
+
+
+def test_every_api_and_public_endpoint_is_documented(app):
+    documented = {re.sub(r"<[^>]+>", "<>", path) for path in re.findall(r"`(?:[A-Z]+ )?(/[^`?\s]*)", README)}
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<[^>]+>", "<>", rule.rule)
+        if path.startswith(("/api/", "/c/", "/popup.js")):
+            assert path in documented, f"{rule.rule} is not documented in README.md"

@@ -1,0 +1,108 @@
+"""Migrations: a database made by an older version upgrades in place to exactly the schema a
+fresh install gets from schema.sql, keeping its data; a failing migration changes nothing."""
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from popup_mgr import db as database
+
+V1_SCHEMA = Path(__file__).parent / "fixtures" / "schema_v1.sql"
+
+
+def schema_signature(path):
+    """Tables with their columns, indexes and foreign keys, independent of how the SQL was
+    written (ALTER TABLE ADD COLUMN and CREATE TABLE give different text for the same table)."""
+    conn = sqlite3.connect(path)
+    try:
+        signature = {}
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        for name in names:
+            columns = conn.execute(f"PRAGMA table_xinfo('{name}')").fetchall()
+            indexes = sorted(
+                (row[2], tuple(c[2] for c in conn.execute(f"PRAGMA index_info('{row[1]}')")))
+                for row in conn.execute(f"PRAGMA index_list('{name}')"))
+            fks = sorted(conn.execute(f"PRAGMA foreign_key_list('{name}')").fetchall())
+            signature[name] = (columns, indexes, fks)
+        return signature
+    finally:
+        conn.close()
+
+
+def make_v1_database(path):
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA.read_text())
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO properties (code, name, created_at, updated_at)"
+                 " VALUES ('mff', 'ModeFreeFinds (edited)', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+    conn.execute("INSERT INTO campaigns (tune_campaign_id, name, display_title, click_url, created_at, updated_at)"
+                 " VALUES (4242, 'Old', 'Old offer', 'https://example.com/aff_c?offer_id=4242',"
+                 " '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+    conn.commit()
+    conn.close()
+
+
+def test_old_database_upgrades_to_fresh_schema(tmp_path):
+    old, fresh = tmp_path / "old.db", tmp_path / "fresh.db"
+    make_v1_database(old)
+    applied = database.migrate(old)
+    database.migrate(fresh)
+
+    assert applied == [n for n, _ in database.migration_files() if n > 1]
+    assert schema_signature(old) == schema_signature(fresh)
+    conn = database.connect(old)
+    assert database.schema_version(conn) == database.latest_version()
+    # Data kept, and the edited property name is not overwritten by the seed.
+    assert conn.execute("SELECT name FROM properties WHERE code = 'mff'").fetchone()[0] == "ModeFreeFinds (edited)"
+    assert conn.execute("SELECT tune_campaign_id FROM campaigns").fetchone()[0] == 4242
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_migrate_is_idempotent(tmp_path):
+    path = tmp_path / "p.db"
+    assert database.migrate(path) == []
+    before = schema_signature(path)
+    assert database.migrate(path) == []
+    assert schema_signature(path) == before
+
+
+def test_failing_migration_changes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "p.db"
+    make_v1_database(path)
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0099_broken.sql").write_text(
+        "CREATE TABLE half_done (id INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    monkeypatch.setattr(database, "MIGRATIONS_DIR", migrations)
+
+    with pytest.raises(sqlite3.OperationalError):
+        database.migrate(path)
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0] == 0
+    conn.close()
+
+
+def test_connection_pragmas(tmp_path):
+    path = tmp_path / "p.db"
+    database.migrate(path)
+    conn = database.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1          # NORMAL
+    durable = database.connect(path, durable=True)
+    assert durable.execute("PRAGMA synchronous").fetchone()[0] == 2       # FULL
+    conn.close()
+    durable.close()
+
+
+def test_transaction_rolls_back_on_error(db):
+    with pytest.raises(RuntimeError):
+        with database.transaction(db):
+            db.execute("INSERT INTO settings (key, value, updated_at) VALUES ('k', 'v', 'now')")
+            raise RuntimeError("boom")
+    assert db.execute("SELECT count(*) FROM settings WHERE key = 'k'").fetchone()[0] == 0
