@@ -2,7 +2,8 @@
 numbers and redraws the charts without a page load."""
 import pytest
 
-from popup_mgr import demo
+from popup_mgr import db as database
+from popup_mgr import demo, timeutil
 
 CANVAS_INK = """(id) => {
   const canvas = document.getElementById(id);
@@ -42,6 +43,13 @@ def test_dashboard_draws_charts_and_follows_the_filters(admin_page, live_server,
         assert admin_page.evaluate(CANVAS_INK, chart) > 500, chart
     all_impressions = kpi(admin_page, "impressions")
 
+    # Per-property rows of a campaign open on demand (all properties: campaigns run on several).
+    group = admin_page.locator("tbody.an-group", has=admin_page.locator("button[data-toggle-split]")).first
+    assert group.locator("tr.an-split").count() > 1
+    assert group.locator("tr.an-split").first.is_hidden()
+    group.locator("button[data-toggle-split]").click()
+    assert group.locator("tr.an-split").first.is_visible()
+
     admin_page.select_option('select[name="property"]', "mff")
     admin_page.wait_for_selector('#dashboard-body[data-property="mff"]')
     admin_page.wait_for_function("() => window.popupCharts['chart-revenue']")
@@ -60,6 +68,7 @@ def test_dashboard_draws_charts_and_follows_the_filters(admin_page, live_server,
     values = admin_page.locator("tbody.an-group").evaluate_all(
         "groups => groups.map(g => Number(g.dataset.impressions))")
     assert values == sorted(values, reverse=True) and len(values) > 3
+
     assert problems == []
 
 
@@ -69,3 +78,26 @@ def test_custom_range_inputs_appear_only_for_custom(admin_page, live_server):
     assert not custom.is_visible()
     admin_page.select_option('select[name="range"]', "custom")
     assert custom.is_visible()
+
+
+@pytest.mark.slow
+def test_live_view_refreshes_itself_without_reloading(admin_page, live_server):
+    admin_page.goto(live_server.url + "/admin/live")
+    assert admin_page.locator('[data-live="impressions"]').inner_text() == "0"
+    admin_page.evaluate("() => { window.sameDocument = true; }")
+    db = live_server.db()
+    try:
+        with database.transaction(db):
+            campaign = db.execute(
+                "INSERT INTO campaigns (tune_campaign_id, name, display_title, click_url, created_at, updated_at)"
+                " VALUES (1, 'live', 'Live', 'https://example.com/', '', '')").lastrowid
+            now = timeutil.now_ms()
+            db.execute("INSERT INTO impressions (event_id, ts, day, campaign_id, property_id, placement)"
+                       " VALUES ('live-event-1', ?, ?, ?, 1, 'thankyou')",
+                       (now, timeutil.business_day(now, live_server.app.config["BUSINESS_TZ"]), campaign))
+    finally:
+        db.close()
+    # The fragment polls every 5 s; allow two rounds.
+    admin_page.wait_for_function(
+        "() => document.querySelector('[data-live=\"impressions\"]').textContent === '1'", timeout=12_000)
+    assert admin_page.evaluate("() => window.sameDocument") is True
