@@ -39,9 +39,10 @@ def _dashboard_scope(args, campaign_id=None):
     if preset == "custom":
         first, last = reports.parse_range(args.get("from"), args.get("to"), today)
     else:
-        if reports.preset_range(preset, today) is None:
+        found = reports.preset_range(preset, today)
+        if found is None:
             raise reports.ReportError(f"unknown range {preset!r}", "range")
-        first, last = reports.preset_range(preset, today)
+        first, last = found
     property_id, code = reports.resolve_property(get_db(), args.get("property", "all"))
     return reports.Scope(first, last, property_id, code, campaign_id), preset
 
@@ -55,7 +56,8 @@ def _filters(scope, preset):
 
 
 def _scope_or_error(campaign_id=None):
-    """(scope, preset, None) or (None, None, (message, status)) for a bad query string."""
+    """(scope, preset, None), or (None, None, message) for a bad query string; 404 for an unknown
+    property."""
     try:
         scope, preset = _dashboard_scope(request.args, campaign_id)
         return scope, preset, None
@@ -66,23 +68,25 @@ def _scope_or_error(campaign_id=None):
 
 
 # --- template helpers --------------------------------------------------------------------------
+# Filters are app-wide in Flask; the report_ prefix keeps them from shadowing Jinja's own
+# (`count`) or other areas' filters.
 
-@bp.app_template_filter("money")
+@bp.app_template_filter("report_money")
 def money_filter(cents):
     return reports.display_money(cents)
 
 
-@bp.app_template_filter("count")
+@bp.app_template_filter("report_count")
 def count_filter(number):
     return reports.display_count(number)
 
 
-@bp.app_template_filter("percent")
+@bp.app_template_filter("report_percent")
 def percent_filter(fraction, digits=2):
     return reports.display_percent(fraction, digits)
 
 
-@bp.app_template_filter("kpi")
+@bp.app_template_filter("report_kpi")
 def kpi_filter(value, kind):
     return reports.display(value, kind)
 
@@ -134,9 +138,8 @@ def campaign(campaign_id):
     if error:
         abort(400, error)
     data = reports.dashboard(get_db(), scope, _tz(), timeutil.now_ms())
-    split = reports.by_property(get_db(), scope)
     return render_page_or_fragment(
-        "analytics/campaign.html", "analytics/_campaign.html", campaign=found, data=data, split=split,
+        "analytics/campaign.html", "analytics/_campaign.html", campaign=found, data=data,
         preset=preset, presets=reports.PRESETS, filters=_filters(scope, preset),
         property_choices=reports.properties(get_db()), today=_today())
 
