@@ -190,3 +190,16 @@ def test_pdf_report_renders(admin_client, demo_history):
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     text = pdf_text(response.data)
     assert "revenue report" in text and "property mff" in text and "Campaigns" in text
+
+
+def test_campaign_names_are_escaped_and_pdf_survives_any_text(admin_client, db):
+    hostile = add_campaign(db, '<script>alert("x")</script> 🎁 Подарок')
+    now = timeutil.now_ms()
+    for offset in range(3):
+        add_impression(db, now - 1000 - offset, hostile, "mff")
+    from ledger_rows import rebuild
+    rebuild(db)
+    html = admin_client.get("/admin/dashboard?range=today").get_data(as_text=True)
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    response = admin_client.get("/admin/analytics/report.pdf?range=today")
+    assert response.status_code == 200 and '<script>alert("x")</script>' in pdf_text(response.data)

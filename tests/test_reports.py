@@ -175,3 +175,11 @@ def test_weekly_buckets_start_on_monday_and_keep_totals(db, march):
     weeks = reports.bucket(days, "week")
     assert [w["date"] for w in weeks] == ["2026-02-23", "2026-03-02", "2026-03-09"]
     assert [w["impressions"] for w in weeks] == [0, 4, 1]
+
+
+@pytest.mark.parametrize("prop", ["all", "mff", "mmm"])
+def test_hourly_series_respects_the_property_filter(db, march, prop):
+    day = scope(db, "2026-03-08", "2026-03-08", prop)
+    hours = reports.hourly_today(db, day, TZ, ms("2026-03-10 00:00:00"))
+    total = reports.totals(db, day)
+    assert {key: sum(h[key] for h in hours) for key in reports.COUNTS} == {key: total[key] for key in reports.COUNTS}
