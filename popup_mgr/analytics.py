@@ -170,6 +170,16 @@ def live_fragment():
     return response
 
 
+@bp.get("/admin/live.csv")
+@login_required
+def live_csv():
+    context = _live_context()
+    rows = [[m["label"], m["impressions"], m["clicks"], m["conversions"], format_cents(m["revenue_cents"])]
+            for m in context["live"]["minutes"]]
+    return _csv_response("popup-live-last-60-minutes.csv",
+                         ("minute", "impressions", "clicks", "conversions", "revenue"), rows)
+
+
 # --- exports -----------------------------------------------------------------------------------
 
 MEASURE_COLUMNS = ("impressions", "clicks", "ctr", "conversions", "conversion_rate", "revenue", "rpm", "epc")

@@ -8,7 +8,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from ledger_rows import TZ, add_campaign, add_click, add_conversion, add_impression
+from ledger_rows import TZ, add_campaign, add_click, add_conversion, add_impression, rebuild
 from popup_mgr import demo, reports, timeutil
 
 KPI = re.compile(r'data-kpi="(\w+)">\s*<div class="an-kpi-label">[^<]*</div>\s*'
@@ -133,7 +133,6 @@ def test_campaign_table_marks_thin_data_and_links_to_campaign_page(admin_client,
     now = timeutil.now_ms()
     add_impression(db, now - 1000, thin, "mff")
     add_conversion(db, add_click(db, now - 500, thin, "mff"), now, 450)
-    from ledger_rows import rebuild
     rebuild(db)
     html = admin_client.get("/admin/dashboard?range=today").get_data(as_text=True)
     assert "too little data" in html
@@ -165,6 +164,8 @@ def test_live_page_and_fragment(admin_client, db):
     body = fragment.get_data(as_text=True)
     assert "<html" not in body and fragment.headers["Cache-Control"] == "no-store"
     assert re.search(r'data-live="impressions">1<', body)
+    rows = csv_rows(admin_client.get("/admin/live.csv"))
+    assert len(rows) == 60 and sum(int(r["impressions"]) for r in rows) == 1
 
 
 @pytest.mark.parametrize("table", ["days", "campaigns", "campaign-properties", "properties", "grid"])
@@ -197,7 +198,6 @@ def test_campaign_names_are_escaped_and_pdf_survives_any_text(admin_client, db):
     now = timeutil.now_ms()
     for offset in range(3):
         add_impression(db, now - 1000 - offset, hostile, "mff")
-    from ledger_rows import rebuild
     rebuild(db)
     html = admin_client.get("/admin/dashboard?range=today").get_data(as_text=True)
     assert "<script>alert" not in html and "&lt;script&gt;alert" in html
