@@ -449,7 +449,9 @@ def dashboard(db, scope, tz, now_ms):
         "points": points,
         "campaigns": campaigns,
         "properties": property_rows,
-        "unattributed": unattributed(db, scope, tz),
+        # Unattributed conversions have no property or campaign: shown on the all-properties view only.
+        "unattributed": (unattributed(db, scope, tz) if scope.property_id is None and scope.campaign_id is None
+                         else {"conversions": 0, "revenue_cents": 0}),
         "chart": chart_payload(unit, points, property_rows),
     }
 

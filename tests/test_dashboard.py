@@ -148,6 +148,9 @@ def test_unattributed_conversions_show_as_a_separate_line(admin_client, db):
     add_conversion(db, None, timeutil.now_ms(), 725)
     html = admin_client.get("/admin/dashboard?range=today").get_data(as_text=True)
     assert 'id="unattributed"' in html and "$7.25" in html
+    # They belong to no property, so a one-property view does not claim them.
+    assert 'id="unattributed"' not in admin_client.get("/admin/dashboard?range=today&property=mff").get_data(
+        as_text=True)
 
 
 def test_property_comparison_page(admin_client, demo_history):
