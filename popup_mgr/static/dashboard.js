@@ -29,7 +29,7 @@
   }
 
   function make(id, config) {
-    var canvas = document.getElementById(id);
+    var canvas = document.querySelector('canvas[data-chart="' + id + '"]');
     if (!canvas) return;
     config.options = Object.assign({
       responsive: true, maintainAspectRatio: false, animation: false,

@@ -6,13 +6,22 @@ from popup_mgr import db as database
 from popup_mgr import demo, timeutil
 
 CANVAS_INK = """(id) => {
-  const canvas = document.getElementById(id);
+  const canvas = document.querySelector(`canvas[data-chart="${id}"]`);
   const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
   let ink = 0;
   for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) ink++;
   return ink;
 }"""
 CHART_POINTS = "(id) => window.popupCharts[id] ? window.popupCharts[id].data.labels.length : -1"
+# The admin pages' policy: no inline script or style anywhere (a violation shows as a console error).
+STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:"
+
+
+@pytest.fixture(autouse=True)
+def strict_csp(live_server):
+    """Serve the pages under a strict CSP even where no other part of the app sets one yet."""
+    live_server.app.after_request(
+        lambda response: response.headers.setdefault("Content-Security-Policy", STRICT_CSP) and response)
 
 
 @pytest.fixture
