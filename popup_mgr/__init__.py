@@ -3,7 +3,7 @@ from flask import Flask, request
 
 from popup_mgr import config as settings
 from popup_mgr import db as database
-from popup_mgr import web
+from popup_mgr import security, web
 from popup_mgr.extensions import csrf, limiter, login_manager
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -33,6 +33,7 @@ def create_app(test_config=None):
     # (Mike moves between networks on his phone).
     login_manager.session_protection = "basic"
     web.register(app)
+    security.register(app)
     app.before_request(_protect_from_csrf)
     _register_blueprints(app)
     from popup_mgr import cli
@@ -50,6 +51,9 @@ def _protect_from_csrf():
 
 
 def _register_blueprints(app):
-    from popup_mgr import analytics, auth, health
+    from popup_mgr import admin, analytics, api, auth, health
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
     app.register_blueprint(analytics.bp)

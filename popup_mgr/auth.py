@@ -1,16 +1,19 @@
 """Admin users, password hashing, API tokens and the decorators that guard admin and API routes."""
 import functools
 import hashlib
+import re
 import secrets
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import g, request
-from flask_login import UserMixin, current_user
+from flask import (Blueprint, flash, g, make_response, redirect, render_template, request, session,
+                   url_for)
+from flask_login import UserMixin, current_user, login_user, logout_user
 
 from popup_mgr import db as database
 from popup_mgr import timeutil
-from popup_mgr.extensions import login_manager
+from popup_mgr.extensions import limiter, login_manager
 from popup_mgr.web import json_error
 
 # argon2id with OWASP's first recommended setting (m = 19 MiB, t = 2, p = 1).
@@ -128,3 +131,82 @@ def api_auth_required(view):
             return json_error(401, "authentication required: log in or send a Bearer token")
         return view(*args, **kwargs)
     return wrapped
+
+
+# --- login and logout ---------------------------------------------------------------------------
+
+# Throttling without a permanent lockout: a burst is slowed per IP, and guessing one account's
+# password is slowed even when the guesses come from many IPs. Every attempt counts: counting
+# only failures would mean testing the limit before the request and counting after it, which
+# lets a burst of parallel guesses through.
+LOGIN_LIMIT_PER_IP = "5/minute;20/hour"
+LOGIN_LIMIT_PER_ACCOUNT = "10/hour"
+LOGIN_FAILED = "Wrong username or password."
+
+bp = Blueprint("auth", __name__)
+
+
+def safe_next(target):
+    """target when it is a path on this site, else None (no open redirects).
+
+    Rejects absolute and protocol-relative URLs (//evil, /\\evil: browsers treat a backslash as
+    a slash) and control characters (browsers drop tabs and newlines, turning "/\\t/evil" into
+    "//evil").
+    """
+    if not target or not isinstance(target, str) or not target.startswith("/"):
+        return None
+    if target.startswith(("//", "/\\")) or "\\" in target or _CONTROL.search(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _account_key():
+    return "login-account:" + (request.form.get("username") or "").strip().lower()
+
+
+def _throttled(_limit):
+    response = make_response(render_template("login.html", throttled=True, next=None), 429)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(LOGIN_LIMIT_PER_IP, methods=["POST"], on_breach=_throttled)
+@limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_account_key, on_breach=_throttled)
+def login():
+    next_path = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(next_path or url_for("admin.index"))
+        return render_template("login.html", next=next_path)
+    db = database.get_db()
+    user = check_password(db, request.form.get("username"), request.form.get("password"))
+    if user is None:
+        # The same answer whether the user exists or not.
+        return render_template("login.html", error=LOGIN_FAILED, next=next_path,
+                               username=request.form.get("username", "")), 401
+    # A fresh session at login: nothing planted before login (session fixation) survives.
+    session.clear()
+    login_user(user)
+    record_login(db, user.id)
+    return redirect(next_path or url_for("admin.index"))
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    flash("You are logged out.")
+    return redirect(url_for("auth.login"))
+
+
+def record_login(db, user_id):
+    with database.transaction(db):
+        db.execute("/* auth.record_login */ UPDATE users SET last_login_at = ? WHERE id = ?",
+                   (timeutil.iso_now(), user_id))

@@ -1,0 +1,91 @@
+"""Campaign JSON API: GET/POST /api/campaigns, GET/PUT/DELETE /api/campaigns/<id>.
+
+Admin session (with the CSRF header on writes) or `Authorization: Bearer <token>`. Field names
+and shapes are the public contract in DESIGN.md ("Campaign JSON"). No SQL here.
+"""
+from flask import Blueprint, jsonify, request
+
+from popup_mgr import campaigns as campaign_store
+from popup_mgr.auth import api_auth_required, current_actor
+from popup_mgr.db import get_db
+from popup_mgr.web import json_error
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _json_body():
+    """(data, error_response): the parsed JSON body, or a 400 when the body is not JSON."""
+    if not request.is_json:
+        return None, json_error(400, "send a JSON body with Content-Type: application/json")
+    data = request.get_json(silent=True)
+    if data is None:
+        return None, json_error(400, "the body is not valid JSON")
+    return data, None
+
+
+def _invalid(errors):
+    return json_error(422, "the campaign is not valid: see errors", errors)
+
+
+def _not_found(campaign_id):
+    return json_error(404, f"no campaign with id {campaign_id}")
+
+
+@bp.get("/campaigns")
+@api_auth_required
+def list_campaigns():
+    status = request.args.get("status")
+    return jsonify({"campaigns": campaign_store.list_campaigns(
+        get_db(), status=status if status in campaign_store.STATUSES else None,
+        property_code=request.args.get("property") or None)})
+
+
+@bp.post("/campaigns")
+@api_auth_required
+def create_campaign():
+    data, error = _json_body()
+    if error:
+        return error
+    try:
+        created = campaign_store.create(get_db(), data, current_actor())
+    except campaign_store.CampaignInvalid as exc:
+        return _invalid(exc.errors)
+    response = jsonify(created)
+    response.status_code = 201
+    response.headers["Location"] = f"/api/campaigns/{created['id']}"
+    return response
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@api_auth_required
+def get_campaign(campaign_id):
+    campaign = campaign_store.get(get_db(), campaign_id)
+    return jsonify(campaign) if campaign else _not_found(campaign_id)
+
+
+@bp.put("/campaigns/<int:campaign_id>")
+@api_auth_required
+def update_campaign(campaign_id):
+    if campaign_store.get(get_db(), campaign_id) is None:
+        return _not_found(campaign_id)
+    data, error = _json_body()
+    if error:
+        return error
+    try:
+        return jsonify(campaign_store.update(get_db(), campaign_id, data, current_actor()))
+    except campaign_store.CampaignNotFound:
+        return _not_found(campaign_id)
+    except campaign_store.CampaignInvalid as exc:
+        return _invalid(exc.errors)
+
+
+@bp.delete("/campaigns/<int:campaign_id>")
+@api_auth_required
+def delete_campaign(campaign_id):
+    """Deactivates: the campaign stops showing; it and its history are kept."""
+    try:
+        return jsonify(campaign_store.deactivate(get_db(), campaign_id, current_actor()))
+    except campaign_store.CampaignNotFound:
+        return _not_found(campaign_id)
+    except campaign_store.CampaignInvalid as exc:
+        return _invalid(exc.errors)
