@@ -206,3 +206,11 @@ def test_campaign_names_are_escaped_and_pdf_survives_any_text(admin_client, db):
     assert "<script>alert" not in html and "&lt;script&gt;alert" in html
     response = admin_client.get("/admin/analytics/report.pdf?range=today")
     assert response.status_code == 200 and '<script>alert("x")</script>' in pdf_text(response.data)
+
+
+@pytest.mark.parametrize("path", ["/admin/dashboard", "/admin/live", "/admin/live/fragment", "/admin/live.csv",
+                                  "/admin/analytics/properties", "/admin/analytics/campaigns/1",
+                                  "/admin/analytics/export/grid.csv", "/admin/analytics/report.pdf"])
+def test_admin_pages_need_a_login(client, path):
+    response = client.get(path)
+    assert response.status_code in (302, 401) and b"Impressions" not in response.data
