@@ -51,11 +51,12 @@ def _protect_from_csrf():
 
 
 def _register_blueprints(app):
-    from popup_mgr import admin, api, auth, embed, health, offers, track
+    from popup_mgr import admin, analytics, api, auth, embed, health, offers, track
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     offers.init_app(app)
     app.register_blueprint(embed.bp)
+    app.register_blueprint(analytics.bp)
     app.register_blueprint(track.bp)

@@ -76,6 +76,34 @@ def run_server(app, host, port):
                    max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
 
 
+@click.command("demo-data")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660),
+              help="Business days of history, ending today.")
+@click.option("--impressions", default=450_000, show_default=True, type=click.IntRange(0),
+              help="Impressions in total over those days (clicks and conversions follow from them).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Random seed (same seed, same history).")
+@with_appcontext
+def demo_data(days, impressions, seed):
+    """Sample campaigns (if there are none) and a realistic history of real ledger rows."""
+    from popup_mgr import demo
+    summary = demo.generate(_db(), days=days, impressions=impressions, seed=seed,
+                            tz=current_app.config["BUSINESS_TZ"])
+    _announce_catalog_change()
+    click.echo("Demo history {first_day}..{last_day}: {impressions:,} impressions, {clicks:,} clicks,"
+               " {conversions:,} conversions for {campaigns} campaigns in {seconds} s.".format(**summary), err=True)
+
+
+def _announce_catalog_change():
+    from popup_mgr import signals
+    signals.notify_catalog_changed(current_app._get_current_object())
+
+
+# What `quickstart` fills an empty database with: two months at today's traffic (so the
+# dashboard's "last 30 days" has a previous period to compare with), written in seconds.
+QUICKSTART_DEMO_DAYS = 60
+QUICKSTART_DEMO_IMPRESSIONS = 60 * 15_000
+
+
 @click.command("quickstart")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), type=int,
@@ -85,6 +113,12 @@ def quickstart(host, port):
     """First run: create the database with demo data and an admin, print the login, serve."""
     app = current_app._get_current_object()
     db = _db()
+    if not db.execute("/* cli.quickstart */ SELECT 1 FROM campaigns LIMIT 1").fetchone():
+        from popup_mgr import demo
+        click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history...", err=True)
+        demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
+                      tz=app.config["BUSINESS_TZ"])
+        _announce_catalog_change()
     if not db.execute("/* cli.quickstart */ SELECT 1 FROM users LIMIT 1").fetchone():
         password = secrets.token_urlsafe(12)
         auth.create_user(db, "admin", password)
@@ -167,7 +201,8 @@ def _check_day(value):
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)")
 
 
-COMMANDS = (init_db, create_admin, create_token, serve, quickstart, backup_command, restore_command, verify)
+COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart, backup_command, restore_command,
+            verify)
 
 
 def register(app):

@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 dest=popup_mgr/static/vendor
 mkdir -p "$dest"
 cp node_modules/htmx.org/dist/htmx.min.js "$dest/htmx.min.js"
+cp node_modules/chart.js/dist/chart.umd.min.js "$dest/chart.umd.min.js"
