@@ -3,7 +3,7 @@ import re
 
 # A plain decimal with a dot: "12", "4.5", "4.50", "4.5000". No sign, no exponent, no commas,
 # no thousands separators. Up to 9 whole digits (below 10 million dollars per value).
-_DECIMAL = re.compile(r"(\d{1,9})(?:\.(\d{1,6}))?")
+_DECIMAL = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,6}))?")   # ASCII digits only
 
 
 class MoneyError(ValueError):

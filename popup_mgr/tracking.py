@@ -622,9 +622,6 @@ def parse_postback(params):
     click_id = _single_postback_id(params, "click_id")
     transaction_id = _single_postback_id(params, "transaction_id")
     payout_text = _single(params, "payout", required=True)
-    if not payout_text.isascii():
-        # money.parse_cents' \d would accept other scripts' digits ("٣"); the network sends ASCII.
-        raise EventError("payout must be a decimal with a dot, such as 12.34")
     try:
         payout_cents = money.parse_cents(payout_text)
     except money.MoneyError as exc:

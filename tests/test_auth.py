@@ -159,3 +159,18 @@ def test_expired_session_during_htmx_request_sends_the_page_to_login(client):
                           headers={"HX-Request": "true", "HX-Current-URL": "http://popup.test/admin/campaigns?q=x"})
     assert response.status_code == 401
     assert response.headers["HX-Redirect"] == "/login?next=/admin/campaigns?q%3Dx"
+
+
+@pytest.mark.parametrize("trusted, separate_budgets", [
+    ("127.0.0.1", True),      # behind the configured proxy: each visitor IP has its own budget
+    ("", False),              # no proxy configured: a forged X-Forwarded-For changes nothing
+])
+def test_login_throttle_uses_the_client_ip_behind_a_trusted_proxy(app, client, admin_user, trusted,
+                                                                  separate_budgets):
+    app.config["TRUSTED_PROXIES"] = trusted
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    for _ in range(5):
+        login(client, password="wrong password!", environ={**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.5"})
+    assert login(client, environ={**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.5"}).status_code == 429
+    other = login(client, environ={**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.6"})
+    assert other.status_code == (302 if separate_budgets else 429)
