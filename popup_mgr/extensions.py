@@ -19,3 +19,11 @@ def client_address():
 # No default limits: public endpoints serve many real visitors behind one IP. Limits are set
 # per route where they protect something (login).
 limiter = Limiter(key_func=client_address, default_limits=[])
+
+
+@limiter.request_filter
+def _public_paths_are_not_limited():
+    """Skip the limiter's per-request bookkeeping on the public endpoints (a quarter of an
+    offers request's time): they carry no limits, and this keeps it that way."""
+    from popup_mgr.web import is_public_path
+    return is_public_path(request.path)
