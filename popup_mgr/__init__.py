@@ -3,7 +3,7 @@ from flask import Flask, request
 
 from popup_mgr import config as settings
 from popup_mgr import db as database
-from popup_mgr import security, web
+from popup_mgr import fastpath, security, web
 from popup_mgr.extensions import csrf, limiter, login_manager
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -36,6 +36,9 @@ def create_app(test_config=None):
     security.register(app)
     app.before_request(_protect_from_csrf)
     _register_blueprints(app)
+    # The public hot paths (beacons, /c/, /api/offers) registered by the blueprints above are
+    # answered by a raw-WSGI front: Flask's per-request machinery costs several times their work.
+    fastpath.install(app)
     from popup_mgr import cli
     cli.register(app)
     return app

@@ -3,14 +3,14 @@ that sets the postback up. HTTP only: parse, call tracking, answer. No SQL here.
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlencode
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import login_required
 
 from popup_mgr import db as database
-from popup_mgr import money, tracking, urls, web
+from popup_mgr import fastpath, money, tracking, urls, web
+from popup_mgr.fastpath import Answer
 from popup_mgr.tracking import EventError, IngestUnavailable, PostbackRejected
 
 bp = Blueprint("track", __name__)
@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 @bp.record_once
 def _on_register(setup):
     """When the blueprint is registered: the app's tracking state (settings checked at start-up)
-    and the fast path in front of Flask."""
+    and its routes on the fast path in front of Flask."""
     tracking.init_app(setup.app)
-    install_fast_path(setup.app)
+    register_fast_paths(setup.app)
 
 TEST_TRANSACTION_PREFIX = "test-"
 TEST_PAYOUT = "1.00"
@@ -30,18 +30,9 @@ TEST_PAYOUT = "1.00"
 
 # --- beacons and the click redirect --------------------------------------------------------------
 #
-# These three paths carry nearly all traffic. Each is answered by one function returning an
-# Answer; the Flask views below and FastPath (raw WSGI, installed in front of Flask) both use it,
-# so there is one behaviour. FastPath exists because Flask's per-request machinery (request
-# context, session, rate-limit bookkeeping, after-request hooks) costs several times what the
-# beacon itself costs; the public contract is the same either way.
-
-@dataclass
-class Answer:
-    status: int
-    headers: list
-    body: bytes = b""
-
+# These three paths carry nearly all traffic. Each is answered by one function returning a
+# fastpath.Answer; the Flask views below and the raw-WSGI front (fastpath.py, where the why is)
+# both use it, so there is one behaviour.
 
 NO_STORE = ("Cache-Control", "no-store")
 BEACON_PATHS = {"/api/impression": "impression", "/api/click": "click"}
@@ -117,11 +108,7 @@ def _redirect_answer(url):
                         ("Referrer-Policy", "no-referrer")])
 
 
-def _error_answer(status, error, reason=None, extra=()):
-    """web.json_error's shape ({"error": ...} + X-Popup-Reason), without needing a Flask request."""
-    body = json.dumps({"error": error}).encode()
-    return Answer(status, [NO_STORE, ("Content-Type", "application/json"), ("X-Popup-Reason", reason or error),
-                           *extra], body)
+_error_answer = fastpath.error_answer
 
 
 def _unavailable_answer(exc):
@@ -130,7 +117,7 @@ def _unavailable_answer(exc):
 
 
 def is_prefetch(headers):
-    """headers: a mapping with .get (Flask headers, or FastPath's environ adapter)."""
+    """headers: a mapping with .get (Flask headers, or fastpath.EnvironHeaders)."""
     purpose = (headers.get("Sec-Purpose") or headers.get("Purpose") or "").lower()
     return purpose.startswith("prefetch") or (headers.get("X-Moz") or "").lower() == "prefetch"
 
@@ -162,11 +149,7 @@ def bad_link_page(reason):
     return response
 
 
-def _flask_response(answer):
-    response = current_app.response_class(answer.body, status=answer.status, headers=answer.headers)
-    if not any(name == "Content-Type" for name, _ in answer.headers):
-        del response.headers["Content-Type"]        # as the fast path: no body, no type
-    return response
+_flask_response = fastpath.flask_response
 
 
 def _visitor():
@@ -177,69 +160,31 @@ def _client_ip():
     return tracking.client_ip(current_app, request.remote_addr, request.headers.get("X-Forwarded-For"))
 
 
-class FastPath:
-    """Raw-WSGI front for POST /api/impression, POST /api/click and GET|HEAD /c/<token>;
-    everything else (and the bad-link page) goes on to Flask."""
-
-    _STATUS = {200: "200 OK", 204: "204 No Content", 302: "302 Found", 400: "400 Bad Request",
-               413: "413 Content Too Large", 503: "503 Service Unavailable"}
-
-    def __init__(self, app, wsgi_app):
-        self.app = app
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
-        if method == "POST" and path in BEACON_PATHS:
-            answer = self._guarded(self._beacon, environ, BEACON_PATHS[path])
-        elif method in ("GET", "HEAD") and path.startswith("/c/"):
-            answer = self._guarded(self._click, environ, path[3:], method)
-            if isinstance(answer, str):
-                return self.wsgi_app(environ, start_response)     # Flask renders the page
-        else:
-            return self.wsgi_app(environ, start_response)
-        headers = answer.headers + list(web.CORS_HEADERS) + [("X-Content-Type-Options", "nosniff"),
-                                                             ("Content-Length", str(len(answer.body)))]
-        start_response(self._STATUS[answer.status], headers)
-        return [] if method == "HEAD" else [answer.body]
-
-    def _guarded(self, handler, environ, *args):
-        try:
-            return handler(environ, *args)
-        except Exception:
-            # Never a 500 on a public path: the client retries a 503 with the same event id.
-            log.exception("unexpected error on %s", environ.get("PATH_INFO"))
-            return _error_answer(503, "temporarily unavailable, retry")
-
-    def _beacon(self, environ, kind):
-        try:
-            content_length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            return _error_answer(400, "bad Content-Length")
-        return beacon_answer(self.app, kind, None if content_length < 0 else content_length,
-                             environ["wsgi.input"], self._visitor(environ))
-
-    def _click(self, environ, token, method):
-        headers = _EnvironHeaders(environ)
-        uncounted = method == "HEAD" or is_prefetch(headers)
-        event_ids = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get("e", [])
-        return click_answer(self.app, token, event_ids, uncounted, self._visitor(environ))
-
-    def _visitor(self, environ):
-        ip = tracking.client_ip(self.app, environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
-        return tracking.Visitor(ip, environ.get("HTTP_USER_AGENT", ""))
+def _fast_beacon(app, environ, _rest):
+    try:
+        content_length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        return _error_answer(400, "bad Content-Length")
+    return beacon_answer(app, BEACON_PATHS[environ["PATH_INFO"]], None if content_length < 0 else content_length,
+                         environ["wsgi.input"], _environ_visitor(app, environ))
 
 
-class _EnvironHeaders:
-    def __init__(self, environ):
-        self.environ = environ
+def _fast_click(app, environ, token):
+    uncounted = environ["REQUEST_METHOD"] == "HEAD" or is_prefetch(fastpath.EnvironHeaders(environ))
+    event_ids = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get("e", [])
+    answer = click_answer(app, token, event_ids, uncounted, _environ_visitor(app, environ))
+    return None if isinstance(answer, str) else answer      # None: Flask renders the bad-link page
 
-    def get(self, name, default=None):
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
+
+def _environ_visitor(app, environ):
+    ip = tracking.client_ip(app, environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
+    return tracking.Visitor(ip, environ.get("HTTP_USER_AGENT", ""))
 
 
-def install_fast_path(app):
-    app.wsgi_app = FastPath(app, app.wsgi_app)
+def register_fast_paths(app):
+    for path in BEACON_PATHS:
+        fastpath.register(app, ("POST",), _fast_beacon, path=path)
+    fastpath.register(app, ("GET", "HEAD"), _fast_click, prefix="/c/")
 
 
 # --- postback ------------------------------------------------------------------------------------------

@@ -251,9 +251,9 @@ def _answer(client, method, path, body=None):
 
 
 def test_flask_views_answer_like_the_fast_path(app, client, db, token):
-    from popup_mgr import track
+    from popup_mgr import fastpath
     fast = app.wsgi_app
-    assert isinstance(fast, track.FastPath)
+    assert isinstance(fast, fastpath.FastPath)
     cases = [("POST", "/api/impression", lambda: beacon_body(token)), ("POST", "/api/click", lambda: beacon_body(token)),
              ("POST", "/api/impression", lambda: b"{"), ("POST", "/api/click", lambda: beacon_body("v1.x")),
              ("POST", "/api/impression", lambda: b"x" * 5000), ("GET", f"/c/{token}", lambda: None),
@@ -271,11 +271,11 @@ def test_flask_views_answer_like_the_fast_path(app, client, db, token):
 def test_fast_path_reads_bodies_without_content_length(app, token, db):
     """A chunked upload has no Content-Length: the body is still read (and limited)."""
     import io
-    from popup_mgr import track
+    from popup_mgr import fastpath
     for body, status in ((beacon_body(token).encode(), "204 No Content"), (b"x" * 5000, "413 Content Too Large")):
         answered = []
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/impression", "wsgi.input": io.BytesIO(body),
                    "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": BROWSER_UA}
-        track.FastPath(app, None)(environ, lambda s, h: answered.append(s))
+        fastpath.FastPath(app, None)(environ, lambda s, h: answered.append(s))
         assert answered == [status]
     assert count(db, "impressions") == 1
