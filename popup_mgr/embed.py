@@ -1,6 +1,7 @@
 """Blueprint `embed`: the popup script, the offers it shows, and the admin pages to install and try it.
 
-Public (CORS added by web.py): `GET /popup.js`, `GET /api/offers/<property>`.
+Public (CORS added by web.py): `GET /popup.js`, `GET /api/offers/<property>` (also answered by
+the raw-WSGI front, fastpath.py, with the same answer function as the Flask view).
 Admin: `/admin/install` (copy-paste snippet per property), `/admin/playground` (try the popup
 against the live campaigns).
 """
@@ -9,12 +10,14 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from urllib.parse import parse_qs
+
+from flask import Blueprint, current_app, render_template, request
 from flask_login import login_required
 
-from popup_mgr import offers
+from popup_mgr import db as database
+from popup_mgr import fastpath, offers
 from popup_mgr.db import PROJECT_DIR, get_db
-from popup_mgr.web import json_error
 
 bp = Blueprint("embed", __name__)
 
@@ -62,16 +65,47 @@ def popup_js():
     return response.make_conditional(request)
 
 
-@bp.get("/api/offers/<property_code>")
-def api_offers(property_code):
-    body = offers.offers_response(current_app, get_db, property_code, request.args.get("placement"))
+@bp.record_once
+def _on_register(setup):
+    fastpath.register(setup.app, ("GET", "HEAD"), _fast_offers, prefix=OFFERS_PREFIX)
+
+
+OFFERS_PREFIX = "/api/offers/"
+# Fresh order on every page view: never cached. CORP: the popup runs on publishers' origins.
+OFFERS_HEADERS = [("Cache-Control", "no-store"), ("Cross-Origin-Resource-Policy", "cross-origin")]
+
+
+def offers_answer(app, connect, property_code, placement):
+    """The answer to GET /api/offers/<property_code>[?placement=], for the Flask view and the
+    fast path alike."""
+    body = offers.offers_body(app, connect, property_code, placement)
     if body is None:
-        return json_error(404, f"unknown property {property_code!r}", reason="unknown-property")
-    response = jsonify(body)
-    # Fresh order and tokens on every page view.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    return response
+        return fastpath.error_answer(404, f"unknown property {property_code!r}", reason="unknown-property",
+                                     extra=OFFERS_HEADERS[1:])
+    return fastpath.Answer(200, [("Content-Type", "application/json"), *OFFERS_HEADERS], body)
+
+
+@bp.get(OFFERS_PREFIX + "<property_code>")
+def api_offers(property_code):
+    return fastpath.flask_response(offers_answer(current_app, get_db, property_code,
+                                                 request.args.get("placement")))
+
+
+def _fast_offers(app, environ, property_code):
+    if not property_code or "/" in property_code or not property_code.isascii():
+        return None         # not this route, or a path Flask must decode: Flask answers
+    query = environ.get("QUERY_STRING")
+    placement = parse_qs(query, keep_blank_values=True).get("placement", [None])[0] if query else None
+    opened = []
+
+    def connect():          # only when the snapshot is rebuilt
+        opened.append(database.connect(app.config["DATABASE"]))
+        return opened[-1]
+    try:
+        return offers_answer(app, connect, property_code, placement)
+    finally:
+        for db in opened:
+            db.close()
 
 
 def _chosen(value, choices):

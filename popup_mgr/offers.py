@@ -7,8 +7,11 @@ each already signed for every placement. It is rebuilt on the next request after
 `signals.catalog_changed` (an admin change shows at once) and at least every `ttl_s` seconds (so
 start_at/end_at schedules and edits made by other processes, e.g. the CLI, take effect).
 
-Per request only the order is chosen, by `order_offers`, the one place rotation lives.
+Per request only the order is chosen, by `order_offers`, the one place rotation lives. Each
+offer's JSON (its token is fixed per snapshot) and the JSON around the offers list are serialised
+once per snapshot, so a request only joins the ordered pieces (`offers_body`).
 """
+import json
 import logging
 import random
 import threading
@@ -73,6 +76,24 @@ class PropertyOffers:
     delay_ms: int
     theme: dict
     offers_by_placement: dict = field(default_factory=dict)   # placement -> [offer dict]
+    # placement -> (JSON before the offers, {offer id: offer JSON}, JSON after the offers)
+    serialised: dict = field(default_factory=dict)
+
+
+def to_json(value):
+    """The bytes Flask's jsonify would send for value: sorted keys, compact, ASCII."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _serialise(entry, placement):
+    """The body of offers_response(), cut around the offers list; keys in jsonify's sorted order."""
+    head = (b'{"delay_ms":' + to_json(entry.delay_ms) + b',"frequency":' + to_json(entry.frequency)
+            + b',"offers":[')
+    pieces = {offer["id"]: to_json({key: value for key, value in offer.items() if key != "priority"})
+              for offer in entry.offers_by_placement[placement]}
+    tail = (b'],"placement":' + to_json(placement) + b',"property":' + to_json(entry.code)
+            + b',"theme":' + to_json(entry.theme) + b"}\n")
+    return head, pieces, tail
 
 
 def _offer(row, base_url, secret, property_code, placement, issued_s):
@@ -114,6 +135,7 @@ def build(db, base_url, secret, now_iso, issued_s):
             log.error("property %r cannot be served: its code is not token-safe", prop["code"])
             entry.servable = False
             entry.offers_by_placement = {placement: [] for placement in PLACEMENTS}
+        entry.serialised = {placement: _serialise(entry, placement) for placement in PLACEMENTS}
         result[prop["code"]] = entry
     return result
 
@@ -156,8 +178,10 @@ def init_app(app):
     app.extensions["offers_snapshot"] = Snapshot(app, ttl_s=app.config.get("OFFERS_TTL_S", DEFAULT_TTL_S))
 
 
-def offers_response(app, connect, property_code, placement=None, rng=random):
-    """The /api/offers body for property_code, or None for an unknown property.
+def offers_body(app, connect, property_code, placement=None, rng=random):
+    """The /api/offers JSON body (bytes) for property_code, or None for an unknown property:
+    {"delay_ms", "frequency", "offers": [offer without its priority, ...], "placement",
+    "property", "theme"}, the offers in order_offers' order.
 
     connect() is only called when the snapshot must be rebuilt: most requests touch no database.
     """
@@ -165,13 +189,6 @@ def offers_response(app, connect, property_code, placement=None, rng=random):
     if entry is None:
         return None
     placement = placement if placement in PLACEMENTS else entry.placement
+    head, pieces, tail = entry.serialised[placement]
     ordered = order_offers(entry.offers_by_placement[placement], rng)
-    return {
-        "property": entry.code,
-        "placement": placement,
-        "frequency": entry.frequency,
-        "delay_ms": entry.delay_ms,
-        "theme": entry.theme,
-        "offers": [{key: value for key, value in offer.items() if key != "priority"}
-                   for offer in ordered],
-    }
+    return head + b",".join([pieces[offer["id"]] for offer in ordered]) + tail

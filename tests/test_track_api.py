@@ -279,3 +279,56 @@ def test_fast_path_reads_bodies_without_content_length(app, token, db):
         fastpath.FastPath(app, None)(environ, lambda s, h: answered.append(s))
         assert answered == [status]
     assert count(db, "impressions") == 1
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/offers/mff"), ("HEAD", "/api/offers/mff"), ("GET", "/api/offers/mff?placement=timed"),
+    ("GET", "/api/offers/mff?placement=exit-intent&placement=timed"), ("GET", "/api/offers/mff?placement=nope"),
+    ("GET", "/api/offers/mff?placement="), ("GET", "/api/offers/unknown"), ("GET", "/api/offers/mff/extra"),
+    ("GET", "/api/offers/"), ("GET", "/api/offers/caf%C3%A9")])
+def test_offers_fast_path_answers_exactly_like_the_flask_view(app, client, campaign, method, path):
+    """Status, every header and the body byte for byte (one campaign: the order is fixed, and the
+    tokens are the snapshot's, so both answers are the same bytes). Only Flask's `Vary: Cookie`
+    differs: Flask adds it because its session machinery ran; the answer never reads a cookie."""
+    from popup_mgr import fastpath
+
+    def answer():
+        response = client.open(path, method=method, headers=HEADERS)
+        headers = sorted((name, value) for name, value in response.headers.items() if name != "Vary")
+        return response.status_code, headers, response.data
+    fast = app.wsgi_app
+    assert isinstance(fast, fastpath.FastPath)
+    via_fast = answer()
+    app.wsgi_app = fast.wsgi_app           # Flask alone
+    try:
+        via_flask = answer()
+    finally:
+        app.wsgi_app = fast
+    assert via_fast == via_flask
+    if path == "/api/offers/mff?placement=timed":
+        assert via_fast[0] == 200 and json.loads(via_fast[2])["placement"] == "timed"
+
+
+def test_offers_body_is_what_jsonify_would_send(app, client, db, campaign):
+    """The pre-serialised pieces join into exactly jsonify's bytes for the same data."""
+    second = add_campaign(db, app=app)
+    db.execute("UPDATE campaigns SET priority = 7, tagline = 'Caf\u00e9 \"quoted\" </script>' WHERE id = ?",
+               (second,))
+    from popup_mgr.signals import notify_catalog_changed
+    notify_catalog_changed(app)
+    response = client.get("/api/offers/mff")
+    assert response.status_code == 200 and len(response.json["offers"]) == 2
+    with app.app_context():
+        assert response.data == app.json.response(response.json).data
+    assert (response.headers["Cache-Control"], response.headers["Cross-Origin-Resource-Policy"],
+            response.headers["Access-Control-Allow-Origin"], response.headers["X-Content-Type-Options"]) == \
+        ("no-store", "cross-origin", "*", "nosniff")
+
+
+def test_unknown_property_is_a_json_404_with_reason(client):
+    response = client.get("/api/offers/nope")
+    assert response.status_code == 404
+    assert response.json == {"error": "unknown property 'nope'"}
+    assert response.headers["X-Popup-Reason"] == "unknown-property"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Cache-Control"] == "no-store"
