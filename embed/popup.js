@@ -167,6 +167,7 @@
   }
 
   // --- the popup ----------------------------------------------------------------------------
+  var MAX_DOTS = 3;
   var CSS = ':host{all:initial!important;position:fixed!important;inset:0!important;z-index:2147483647!important;' +
     'display:flex!important;align-items:center!important;justify-content:center!important;visibility:visible!important;opacity:1!important}' +
     '*{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit}' +
@@ -185,7 +186,8 @@
     '.tg{color:var(--ac);font-weight:600;margin-top:6px}.ds{margin-top:8px;font-size:15px}' +
     '.cta{display:flex;align-items:center;justify-content:center;min-height:48px;margin-top:16px;padding:10px 16px;' +
     'border-radius:10px;background:var(--pr);color:var(--ct);font-weight:700;font-size:17px;text-decoration:none}' +
-    '.nav{display:flex;align-items:center;justify-content:center;margin-top:10px;font-size:24px}' +
+    '.nav{display:flex;flex-wrap:wrap;align-items:center;justify-content:center;margin-top:10px;font-size:24px}' +
+    '.cnt{min-width:64px;font-size:15px}' +
     '.dot::before{content:"";width:10px;height:10px;border-radius:50%;border:2px solid var(--ac)}' +
     '.dot[aria-current=true]::before{background:var(--ac)}';
 
@@ -238,11 +240,16 @@
       u.prev.setAttribute('aria-label', 'Previous offer');
       u.prev.textContent = '\u2039';
       u.dots = [];
-      for (var k = 0; k < n; k++) {
+      // Dots while prev + dots + next fit a 320 px phone at 44 px per tap target; beyond, "2 / 7".
+      for (var k = 0; k < n && n <= MAX_DOTS; k++) {
         var dot = el('button', 'dot', nav);
         dot.setAttribute('aria-label', 'Offer ' + (k + 1) + ' of ' + n);
         on(dot, 'click', (function (j) { return function () { show(j); }; })(k));
         u.dots.push(dot);
+      }
+      if (n > MAX_DOTS) {
+        u.cnt = el('span', 'cnt', nav);
+        u.cnt.setAttribute('aria-live', 'polite');
       }
       u.next = el('button', '', nav);
       u.next.setAttribute('aria-label', 'Next offer');
@@ -280,6 +287,7 @@
     var href = safeUrl(o.click_url);
     ui.cta.href = href + (href.indexOf('?') < 0 ? '?' : '&') + 'e=' + uid();
     if (ui.dots) ui.dots.forEach(function (dot, j) { dot.setAttribute('aria-current', j === i ? 'true' : 'false'); });
+    if (ui.cnt) ui.cnt.textContent = (i + 1) + ' / ' + n;
     count();
   }
 

@@ -71,6 +71,10 @@ def serve(host, port):
 
 def run_server(app, host, port):
     import waitress
+    if not os.environ.get("POPUP_BASE_URL"):
+        # Without a configured public URL, links (click URLs, snippets) point at this server.
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        app.config["BASE_URL"] = f"http://{shown_host}:{port}"
     click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
     waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
                    max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")

@@ -112,3 +112,40 @@ def test_restore_refuses_a_file_that_is_not_a_database(tmp_path):
     junk.write_bytes(b"not a database at all" * 100)
     result = run(["restore", str(junk), "--yes"], path)
     assert result.returncode != 0 and "not a SQLite database" in result.stderr
+
+
+def test_serve_links_point_at_the_served_port_without_a_base_url(tmp_path):
+    """With no POPUP_BASE_URL, click links must not point at another port than the one served."""
+    import json
+    import socket
+    import time
+    import urllib.request
+    from tests.embed_helpers import add_campaign
+
+    path = tmp_path / "p.db"
+    run(["init-db"], path)
+    conn = database.connect(path)
+    add_campaign(conn, 5150)
+    conn.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "POPUP_BASE_URL"}
+    env["POPUP_DB"] = str(path)
+    server = subprocess.Popen([POPUP_MGR, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/offers/mff") as response:
+                    offers = json.load(response)["offers"]
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert offers and offers[0]["click_url"].startswith(f"http://127.0.0.1:{port}/c/")

@@ -19,3 +19,9 @@ def test_every_api_and_public_endpoint_is_documented(app):
         path = re.sub(r"<[^>]+>", "<>", rule.rule)
         if path.startswith(("/api/", "/c/", "/popup.js")):
             assert path in documented, f"{rule.rule} is not documented in README.md"
+
+
+def test_every_setting_is_documented():
+    source = (Path(__file__).resolve().parent.parent / "popup_mgr" / "config.py").read_text()
+    for variable in sorted(set(re.findall(r"\"(POPUP_[A-Z_]+)\"", source))):
+        assert f"`{variable}`" in README, f"{variable} is not in README.md's configuration table"

@@ -420,8 +420,9 @@ def test_tampered_offers_with_javascript_urls_are_ignored(visitor, publisher, po
 # --- phones ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("width", [320, 375])
-def test_phone_widths_fit_without_overflow(chromium, publisher, popup_app, width):
-    for tune_id in (101, 102):
+@pytest.mark.parametrize("offers", [2, 8])        # 8: more offers than dots fit on a phone
+def test_phone_widths_fit_without_overflow(chromium, publisher, popup_app, width, offers):
+    for tune_id in range(101, 101 + offers):
         popup_app.campaign(tune_id, title="A rather long offer title that has to wrap on a small phone",
                            description="Supercalifragilisticexpialidocious-without-any-spaces-at-all " * 3)
     popup_app.property("mff", delay_ms=0)
@@ -436,9 +437,15 @@ def test_phone_widths_fit_without_overflow(chromium, publisher, popup_app, width
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         box = dialog.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= width
+        assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")   # nothing cut off sideways
         for button in dialog.locator("button, a").all():
             b = button.bounding_box()
             assert b["width"] >= 44 and b["height"] >= 44, button.get_attribute("aria-label")
+            assert box["x"] <= b["x"] and b["x"] + b["width"] <= box["x"] + box["width"]
+        if offers > 3:
+            assert dialog.locator(".cnt").text_content() == f"1 / {offers}"
+            dialog.locator("button[aria-label='Next offer']").click()
+            assert dialog.locator(".cnt").text_content() == f"2 / {offers}"
         image = dialog.locator(".fig").bounding_box()
         assert image["height"] > 0.5 * image["width"]       # 16:9 space reserved
     finally:
