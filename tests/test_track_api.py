@@ -332,3 +332,19 @@ def test_unknown_property_is_a_json_404_with_reason(client):
     assert response.headers["X-Popup-Reason"] == "unknown-property"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path, query, status", [("/api/offers/mff", "", "200 OK"),
+                                                 ("/api/offers/mff", "placement=timed", "200 OK"),
+                                                 ("/api/offers/nope", "", "404 Not Found")])
+def test_offers_are_answered_without_flask(app, campaign, path, query, status):
+    """The front answers /api/offers itself (wsgi_app None: falling through to Flask would fail)."""
+    import io
+    from popup_mgr import fastpath
+    answered = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "wsgi.input": io.BytesIO(b""),
+               "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": BROWSER_UA}
+    body = b"".join(fastpath.FastPath(app, None)(environ, lambda s, h: answered.append(s)))
+    assert answered == [status]
+    if status == "200 OK":
+        assert json.loads(body)["placement"] == (query.split("=")[1] if query else "thankyou")
