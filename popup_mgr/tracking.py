@@ -41,7 +41,6 @@ CLICK_ID_BYTES = 15                      # 20 URL-safe characters
 WRITE_TIMEOUT_S = 10.0                   # a request waits this long for its batch's commit
 MAX_BATCH = 512
 WRITER_IDLE_EXIT_S = 5.0                 # an idle writer closes its connection; restarted lazily
-CHECKPOINT_EVERY_S = 1.0                 # how often the checkpointer moves the WAL into the database
 CATALOG_TTL_S = 5.0                      # also rebuilt at once on signals.catalog_changed
 CATALOG_MISS_RELOAD_S = 1.0              # an unknown id reloads the snapshot at most this often
 MAX_PAYOUT_CENTS = 100_000_00            # $100,000: far above any CPL payout, below nonsense
@@ -369,14 +368,6 @@ class GroupCommitWriter:
 
     def _run(self):
         db = database.connect(self.database_path)
-        # The writer never checkpoints: a checkpoint copies megabytes and fsyncs, and every
-        # request waiting on that commit would wait for it too. The checkpointer thread does it
-        # beside the writer (a WAL checkpoint and appends to the WAL can run at the same time).
-        db.execute("PRAGMA wal_autocheckpoint = 0")
-        done = threading.Event()
-        checkpointer = threading.Thread(target=self._checkpoint_until, args=(done,),
-                                        name="popup-mgr-checkpointer", daemon=True)
-        checkpointer.start()
         try:
             while True:
                 batch, stop = self._next_batch()
@@ -384,19 +375,6 @@ class GroupCommitWriter:
                     self._commit(db, batch)
                 if stop:
                     return
-        finally:
-            db.close()
-            done.set()
-            checkpointer.join()
-
-    def _checkpoint_until(self, done):
-        db = database.connect(self.database_path)
-        try:
-            while not done.wait(CHECKPOINT_EVERY_S):
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass    # the next connection's automatic checkpoint takes over
         finally:
             db.close()
 
