@@ -11,9 +11,8 @@ login_manager = LoginManager()
 def client_address():
     """The client's IP, seen through a trusted reverse proxy (POPUP_TRUSTED_PROXIES) when one is
     configured; otherwise the socket's peer, so a forged X-Forwarded-For changes nothing."""
-    from popup_mgr import privacy
-    trusted = privacy.parse_networks(current_app.config.get("TRUSTED_PROXIES"))
-    return privacy.client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted)
+    from popup_mgr import tracking
+    return tracking.client_ip(current_app, request.remote_addr, request.headers.get("X-Forwarded-For"))
 
 
 # No default limits: public endpoints serve many real visitors behind one IP. Limits are set

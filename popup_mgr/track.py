@@ -42,7 +42,7 @@ def beacon_answer(app, kind, content_length, stream, visitor):
     """Answer for POST /api/impression or /api/click: 204 / 200 only after the commit."""
     body = _read_limited(content_length, stream)
     if body is None:
-        return _error_answer(413, "body too large")
+        return fastpath.error_answer(413, "body too large")
     try:
         beacon = tracking.parse_beacon(body)
         if kind == "impression":
@@ -50,7 +50,7 @@ def beacon_answer(app, kind, content_length, stream, visitor):
             return Answer(204, [NO_STORE])
         result = tracking.record_click(app, beacon, visitor)
     except EventError as exc:
-        return _error_answer(400, str(exc))
+        return fastpath.error_answer(400, str(exc))
     except IngestUnavailable as exc:
         return _unavailable_answer(exc)
     payload = json.dumps({"click_id": result.click_id, "redirect_url": result.redirect_url}).encode()
@@ -108,12 +108,9 @@ def _redirect_answer(url):
                         ("Referrer-Policy", "no-referrer")])
 
 
-_error_answer = fastpath.error_answer
-
-
 def _unavailable_answer(exc):
     log.warning("event not stored: %s", exc)
-    return _error_answer(503, "temporarily unavailable, retry", reason="unavailable", extra=[("Retry-After", "1")])
+    return fastpath.error_answer(503, "temporarily unavailable, retry", reason="unavailable", extra=[("Retry-After", "1")])
 
 
 def is_prefetch(headers):
@@ -124,12 +121,12 @@ def is_prefetch(headers):
 
 @bp.post("/api/impression")
 def impression():
-    return _flask_response(beacon_answer(current_app, "impression", request.content_length, request.stream, _visitor()))
+    return fastpath.flask_response(beacon_answer(current_app, "impression", request.content_length, request.stream, _visitor()))
 
 
 @bp.post("/api/click")
 def click():
-    return _flask_response(beacon_answer(current_app, "click", request.content_length, request.stream, _visitor()))
+    return fastpath.flask_response(beacon_answer(current_app, "click", request.content_length, request.stream, _visitor()))
 
 
 # path: + merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
@@ -139,7 +136,7 @@ def click_redirect(token):
     answer = click_answer(current_app, token, request.args.getlist("e"), uncounted, _visitor())
     if isinstance(answer, str):
         return bad_link_page(answer)
-    return _flask_response(answer)
+    return fastpath.flask_response(answer)
 
 
 def bad_link_page(reason):
@@ -147,9 +144,6 @@ def bad_link_page(reason):
     response.headers["X-Popup-Reason"] = reason
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-_flask_response = fastpath.flask_response
 
 
 def _visitor():
@@ -164,7 +158,7 @@ def _fast_beacon(app, environ, _rest):
     try:
         content_length = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
-        return _error_answer(400, "bad Content-Length")
+        return fastpath.error_answer(400, "bad Content-Length")
     return beacon_answer(app, BEACON_PATHS[environ["PATH_INFO"]], None if content_length < 0 else content_length,
                          environ["wsgi.input"], _environ_visitor(app, environ))
 
@@ -192,18 +186,18 @@ def register_fast_paths(app):
 @bp.route("/api/postback", methods=["GET", "POST"])
 def postback():
     if request.method == "HEAD":      # Flask adds HEAD to GET routes; a HEAD must not write money
-        return _flask_response(_error_answer(405, "use GET or POST"))
+        return fastpath.flask_response(fastpath.error_answer(405, "use GET or POST"))
     params = request.args if request.method == "GET" else request.values
     try:
         tracking.check_postback_caller(current_app, params, _client_ip())
     except PostbackRejected as exc:
-        return _flask_response(_error_answer(403, str(exc)))
+        return fastpath.flask_response(fastpath.error_answer(403, str(exc)))
     try:
         result = tracking.record_conversion(current_app, tracking.parse_postback(params))
     except EventError as exc:
-        return _flask_response(_error_answer(400, str(exc)))
+        return fastpath.flask_response(fastpath.error_answer(400, str(exc)))
     except IngestUnavailable as exc:
-        return _flask_response(_unavailable_answer(exc))
+        return fastpath.flask_response(_unavailable_answer(exc))
     response = jsonify(result.as_json())
     response.headers["Cache-Control"] = "no-store"
     return response

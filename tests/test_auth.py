@@ -4,7 +4,7 @@ import re
 import pytest
 
 from popup_mgr import auth
-from tests.conftest import ADMIN_PASSWORD, csrf_token
+from tests.conftest import ADMIN_PASSWORD, TEST_SECRET, csrf_token
 
 
 def login(client, username="mike", password=ADMIN_PASSWORD, next_path=None, environ=None):
@@ -165,9 +165,15 @@ def test_expired_session_during_htmx_request_sends_the_page_to_login(client):
     ("127.0.0.1", True),      # behind the configured proxy: each visitor IP has its own budget
     ("", False),              # no proxy configured: a forged X-Forwarded-For changes nothing
 ])
-def test_login_throttle_uses_the_client_ip_behind_a_trusted_proxy(app, client, admin_user, trusted,
-                                                                  separate_budgets):
-    app.config["TRUSTED_PROXIES"] = trusted
+def test_login_throttle_uses_the_client_ip_behind_a_trusted_proxy(tmp_path, trusted, separate_budgets):
+    from popup_mgr import auth, create_app
+    from popup_mgr import db as database
+    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": TEST_SECRET,
+                      "TRUSTED_PROXIES": trusted})
+    conn = database.connect(app.config["DATABASE"])
+    auth.create_user(conn, "mike", ADMIN_PASSWORD)
+    conn.close()
+    client = app.test_client()
     proxy = {"REMOTE_ADDR": "127.0.0.1"}
     for _ in range(5):
         login(client, password="wrong password!", environ={**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.5"})
