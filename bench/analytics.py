@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from popup_mgr import auth, create_app, demo, timeutil  # noqa: E402
+from popup_mgr import create_app, demo, timeutil, users  # noqa: E402
 from popup_mgr import db as database  # noqa: E402
 
 TZ = "America/New_York"
@@ -58,8 +58,8 @@ def credentials(path):
     db = database.connect(str(path))
     try:
         row = db.execute("SELECT id FROM users WHERE username = 'bench'").fetchone()
-        user_id = row["id"] if row else auth.create_user(db, "bench", "bench-password-123456")
-        token = auth.create_token(db, "bench")
+        user_id = row["id"] if row else users.create_user(db, "bench", "bench-password-123456")
+        token = users.create_token(db, "bench")
     finally:
         db.close()
     value = app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user_id), "_fresh": True})

@@ -11,7 +11,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from popup_mgr import create_app, timeutil, tokens  # noqa: E402
+from popup_mgr import create_app, timeutil  # noqa: E402
+
+from popup_mgr.ingest import tokens
 from popup_mgr import db as database  # noqa: E402
 
 SECRET_KEY = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

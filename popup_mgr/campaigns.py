@@ -337,6 +337,11 @@ def get(db, campaign_id):
 STATUSES = ("active", "paused")
 
 
+def any_campaign(db):
+    """True once at least one campaign exists."""
+    return db.execute("/* campaigns.any_campaign */ SELECT 1 FROM campaigns LIMIT 1").fetchone() is not None
+
+
 def list_campaigns(db, text=None, status=None, property_code=None):
     """Campaigns in public form, active first, then by priority (high first) and latest change.
 
@@ -461,8 +466,16 @@ def _column_values(clean):
     return values
 
 
+def _check_columns(columns, allowed):
+    """Column names are put into SQL text: only names from the hard-coded lists may pass (a real
+    check, not an assert, which `python -O` would remove)."""
+    unknown = set(columns) - set(allowed)
+    if unknown:
+        raise ValueError(f"not campaign columns: {sorted(unknown)}")
+
+
 def _insert(db, columns, values):
-    assert all(column in _COLUMNS + ("created_by", "created_at", "updated_at") for column in columns)
+    _check_columns(columns, _COLUMNS + ("created_by", "created_at", "updated_at"))
     try:
         return db.execute(f"/* campaigns.create */ INSERT INTO campaigns ({', '.join(columns)})"
                           f" VALUES ({', '.join('?' * len(columns))})", values)
@@ -472,7 +485,7 @@ def _insert(db, columns, values):
 
 def _update_columns(db, campaign_id, values):
     values = dict(values, updated_at=timeutil.iso_now())
-    assert all(column in _COLUMNS + ("updated_at",) for column in values)
+    _check_columns(values, _COLUMNS + ("updated_at",))
     assignments = ", ".join(f"{column} = ?" for column in values)
     db.execute(f"/* campaigns.update */ UPDATE campaigns SET {assignments} WHERE id = ?",
                list(values.values()) + [campaign_id])

@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from popup_mgr import auth, backup
+from popup_mgr import backup, campaigns, demo, rollups, signals, users
 from popup_mgr import db as database
 
 # Beacon threads spend part of each request waiting (GIL released) for the group commit of their
@@ -43,7 +43,7 @@ def create_admin(username, password_stdin):
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        auth.create_user(_db(), username, password)
+        users.create_user(_db(), username, password)
     except ValueError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"Admin {username!r} created.", err=True)
@@ -55,7 +55,7 @@ def create_admin(username, password_stdin):
 def create_token(name):
     """Print a new API token (and nothing else) on stdout."""
     try:
-        click.echo(auth.create_token(_db(), name))
+        click.echo(users.create_token(_db(), name))
     except ValueError as exc:
         raise click.ClickException(str(exc))
 
@@ -89,7 +89,6 @@ def run_server(app, host, port):
 @with_appcontext
 def demo_data(days, impressions, seed):
     """Sample campaigns (if there are none) and a realistic history of real ledger rows."""
-    from popup_mgr import demo
     summary = demo.generate(_db(), days=days, impressions=impressions, seed=seed,
                             tz=current_app.config["BUSINESS_TZ"])
     _announce_catalog_change()
@@ -98,7 +97,6 @@ def demo_data(days, impressions, seed):
 
 
 def _announce_catalog_change():
-    from popup_mgr import signals
     signals.notify_catalog_changed(current_app._get_current_object())
 
 
@@ -117,15 +115,14 @@ def quickstart(host, port):
     """First run: create the database with demo data and an admin, print the login, serve."""
     app = current_app._get_current_object()
     db = _db()
-    if not db.execute("/* cli.quickstart */ SELECT 1 FROM campaigns LIMIT 1").fetchone():
-        from popup_mgr import demo
+    if not campaigns.any_campaign(db):
         click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history...", err=True)
         demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
                       tz=app.config["BUSINESS_TZ"])
         _announce_catalog_change()
-    if not db.execute("/* cli.quickstart */ SELECT 1 FROM users LIMIT 1").fetchone():
+    if not users.any_user(db):
         password = secrets.token_urlsafe(12)
-        auth.create_user(db, "admin", password)
+        users.create_user(db, "admin", password)
         _print_login(app, port, f"admin / {password}  (shown once; add more with popup-mgr create-admin)")
     else:
         _print_login(app, port, "use your existing admin account")
@@ -174,12 +171,11 @@ def restore_command(source, yes):
 @with_appcontext
 def verify(first_day, last_day):
     """Check that daily_stats equals the ledger; exit 1 and print the differences if not."""
-    from popup_mgr import rollups, tracking
     for value in (first_day, last_day):
         if value is not None:
             _check_day(value)
     db = _db()
-    present = tracking.ledger_day_range(db)
+    present = rollups.ledger_day_range(db)
     if present is None:
         click.echo("verify: ledger and daily_stats are empty; nothing to compare.")
         return

@@ -3,8 +3,7 @@ import os
 import secrets
 from pathlib import Path
 
-from popup_mgr.db import PROJECT_DIR
-
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
 MIN_SECRET_LENGTH = 32
 _KNOWN_WEAK = {"dev", "secret", "changeme", "change-me", "password", "popup", "popup_mgr", "test"}

@@ -13,8 +13,8 @@ from pathlib import Path
 from flask import current_app, g
 
 from popup_mgr import timeutil
+from popup_mgr.config import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = PROJECT_DIR / "schema.sql"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -45,6 +45,17 @@ def connect(path, *, durable=False):
     # Temporary b-trees (GROUP BY, ORDER BY) in memory, not in files.
     db.execute("PRAGMA temp_store = MEMORY")
     return db
+
+
+@contextlib.contextmanager
+def connection(path, *, durable=False):
+    """A connection of its own for work outside a request (writer threads, snapshots, the
+    postback's FULL-sync write), closed when the block ends."""
+    db = connect(path, durable=durable)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 @contextlib.contextmanager
@@ -97,19 +108,24 @@ def schema_version(db):
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
+def health_check(db):
+    """The schema version, after a read of a real table (raises sqlite3.Error when the database
+    cannot answer)."""
+    version = schema_version(db)
+    db.execute("/* db.health_check */ SELECT count(*) FROM properties").fetchone()
+    return version
+
+
 def migrate(path):
     """Create the database from schema.sql, or bring an older one up to date. Idempotent.
 
     Returns the list of migration numbers applied (empty when already current or fresh).
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = connect(path, durable=True)
-    try:
+    with connection(path, durable=True) as db:
         applied = _migrate(db)
         _seed_properties(db)
         return applied
-    finally:
-        db.close()
 
 
 def _migrate(db):

@@ -4,6 +4,8 @@ from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
+from popup_mgr import netaddr
+
 csrf = CSRFProtect()
 login_manager = LoginManager()
 
@@ -11,18 +13,9 @@ login_manager = LoginManager()
 def client_address():
     """The client's IP, seen through a trusted reverse proxy (POPUP_TRUSTED_PROXIES) when one is
     configured; otherwise the socket's peer, so a forged X-Forwarded-For changes nothing."""
-    from popup_mgr import tracking
-    return tracking.client_ip(current_app, request.remote_addr, request.headers.get("X-Forwarded-For"))
+    return netaddr.client_ip(current_app.config, request.remote_addr, request.headers.get("X-Forwarded-For"))
 
 
 # No default limits: public endpoints serve many real visitors behind one IP. Limits are set
 # per route where they protect something (login).
 limiter = Limiter(key_func=client_address, default_limits=[])
-
-
-@limiter.request_filter
-def _public_paths_are_not_limited():
-    """Skip the limiter's per-request bookkeeping on the public endpoints (a quarter of an
-    offers request's time): they carry no limits, and this keeps it that way."""
-    from popup_mgr.web import is_public_path
-    return is_public_path(request.path)

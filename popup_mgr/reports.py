@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import math
 
-from popup_mgr import timeutil
+from popup_mgr import rollups, timeutil
 from popup_mgr.money import format_cents
 
 COUNTS = ("impressions", "clicks", "conversions", "revenue_cents")
@@ -305,8 +305,8 @@ def unattributed(db, scope, tz):
     _, end = timeutil.day_bounds_ms(scope.last, tz)
     row = db.execute("/* reports.unattributed */ SELECT count(*) AS conversions,"
                      " coalesce(sum(payout_cents), 0) AS revenue_cents FROM conversions"
-                     " WHERE ts >= ? AND ts < ? AND campaign_id IS NULL AND is_test = 0"
-                     " AND status = 'approved'", (start, end)).fetchone()
+                     f" WHERE ts >= ? AND ts < ? AND {rollups.counted_sql(attributed=False)}",
+                     (start, end)).fetchone()
     return {"conversions": row["conversions"], "revenue_cents": row["revenue_cents"]}
 
 
@@ -379,8 +379,8 @@ def hourly_today(db, scope, tz, now_ms):
             acc[min(r["hour"], hours - 1)][key] += r["n"]
     sql = ("/* reports.hourly_today */ SELECT (k.ts - :start) / 3600000 AS hour, count(*) AS n,"
            " sum(c.payout_cents) AS cents FROM conversions c JOIN clicks k ON k.id = c.click_row_id"
-           " WHERE c.ts >= :start AND c.day = :day AND c.campaign_id IS NOT NULL"
-           f" AND c.status = 'approved' AND c.is_test = 0{filters.format(t='c')} GROUP BY hour")
+           f" WHERE c.ts >= :start AND c.day = :day AND {rollups.counted_sql('c')}"
+           f"{filters.format(t='c')} GROUP BY hour")
     for r in db.execute(sql, params):
         slot = acc[max(0, min(r["hour"], hours - 1))]
         slot["conversions"] += r["n"]
@@ -471,8 +471,8 @@ def live(db, now_ms, minutes=LIVE_MINUTES):
         ("clicks", "SELECT (ts - :start) / 60000 AS slot, count(*) AS n, 0 AS cents FROM clicks"
                    " WHERE ts >= :start AND ts < :end AND is_bot = 0 GROUP BY slot"),
         ("conversions", "SELECT (ts - :start) / 60000 AS slot, count(*) AS n, sum(payout_cents) AS cents"
-                        " FROM conversions WHERE ts >= :start AND ts < :end AND status = 'approved'"
-                        " AND is_test = 0 AND campaign_id IS NOT NULL GROUP BY slot"),
+                        " FROM conversions WHERE ts >= :start AND ts < :end"
+                        f" AND {rollups.counted_sql()} GROUP BY slot"),
     )
     for key, sql in queries:
         for r in db.execute(f"/* reports.live */ {sql}", {"start": start, "end": end}):

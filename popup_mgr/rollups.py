@@ -8,6 +8,26 @@ Definitions (one place; ingest, bulk loads, reports and `verify` all rely on the
 """
 from popup_mgr import db as database
 
+# Which conversions count as conversions and revenue, written once: approved, not a test, and
+# attributed to a click (so to a campaign, property and day). Unattributed conversions that pass
+# the same rule are real money too, shown apart (they have no campaign or day).
+COUNTED_STATUS = "approved"
+
+
+def counted_sql(alias="", attributed=True):
+    """The rule as a WHERE fragment on the conversions table (columns qualified by alias)."""
+    prefix = f"{alias}." if alias else ""
+    return (f"{prefix}campaign_id IS {'NOT ' if attributed else ''}NULL"
+            f" AND {prefix}status = '{COUNTED_STATUS}' AND {prefix}is_test = 0")
+
+
+def counts(conversion):
+    """(conversions, revenue_cents) that a conversion row adds to daily_stats."""
+    if conversion["campaign_id"] is None or conversion["status"] != COUNTED_STATUS or conversion["is_test"]:
+        return 0, 0
+    return 1, conversion["payout_cents"]
+
+
 KEY = ("day", "property_id", "campaign_id", "placement", "variant")
 MEASURES = ("impressions", "clicks", "conversions", "revenue_cents", "bot_impressions", "bot_clicks")
 
@@ -32,12 +52,11 @@ FROM (
     SELECT day, property_id, campaign_id, placement, variant,
            0, 0, count(*), sum(payout_cents), 0, 0
     FROM conversions
-    WHERE day BETWEEN :first AND :last AND campaign_id IS NOT NULL
-      AND status = 'approved' AND is_test = 0
+    WHERE day BETWEEN :first AND :last AND {counted}
     GROUP BY day, property_id, campaign_id, placement, variant
 )
 GROUP BY day, property_id, campaign_id, placement, variant
-"""
+""".replace("{counted}", counted_sql())
 
 
 def rebuild(db, first_day, last_day):
@@ -66,3 +85,13 @@ def differences(db, first_day, last_day):
     missing = db.execute(f"/* rollups.differences */ {expected} EXCEPT {stored}", params).fetchall()
     extra = db.execute(f"/* rollups.differences */ {stored} EXCEPT {expected}", params).fetchall()
     return [("ledger", dict(r)) for r in missing] + [("daily_stats", dict(r)) for r in extra]
+
+
+def ledger_day_range(db):
+    """(first_day, last_day) over the ledger and daily_stats, or None when all are empty."""
+    row = db.execute("/* rollups.ledger_day_range */ SELECT min(first), max(last) FROM ("
+                     " SELECT min(day) AS first, max(day) AS last FROM impressions"
+                     " UNION ALL SELECT min(day), max(day) FROM clicks"
+                     " UNION ALL SELECT min(day), max(day) FROM conversions"
+                     " UNION ALL SELECT min(day), max(day) FROM daily_stats)").fetchone()
+    return None if row[0] is None else (row[0], row[1])

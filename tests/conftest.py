@@ -1,11 +1,10 @@
 """Shared fixtures: an app on a real temporary SQLite file, its clients and a logged-in admin."""
 import pytest
 
-from popup_mgr import auth, create_app
+from popup_mgr import create_app, users
 from popup_mgr import db as database
-
-TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-ADMIN_PASSWORD = "correct horse battery staple"
+from popup_mgr.ingest import state as ingest
+from tests.helpers import ADMIN_PASSWORD, TEST_SECRET
 
 
 @pytest.fixture
@@ -18,6 +17,8 @@ def app(tmp_path):
         "BASE_URL": "http://popup.test",
     })
     yield app
+    # The writer thread holds a connection to this test's file: commit what is queued and end it.
+    ingest.stop(app)
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def runner(app):
 
 @pytest.fixture
 def admin_user(db):
-    return auth.create_user(db, "mike", ADMIN_PASSWORD)
+    return users.create_user(db, "mike", ADMIN_PASSWORD)
 
 
 @pytest.fixture
@@ -55,13 +56,4 @@ def admin_client(app, admin_user):
 
 @pytest.fixture
 def api_token(db):
-    return auth.create_token(db, "tests")
-
-
-def csrf_token(client, path="/"):
-    """A CSRF token for client's session, read from a rendered admin page's htmx headers."""
-    import re
-    html = client.get(path).get_data(as_text=True)
-    match = re.search(r'"X-CSRFToken": "([^"]+)"', html)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
+    return users.create_token(db, "tests")

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from popup_mgr import audit, campaigns, properties
-from tests.conftest import csrf_token
+from tests.helpers import csrf_token
 
 XSS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
 HX = {"HX-Request": "true"}

@@ -5,15 +5,15 @@ from datetime import date
 
 import pytest
 
-from ledger_rows import add_campaign, add_click, add_conversion, add_impression, ms, rebuild
+from tests.helpers import add_campaign, add_click, add_conversion, add_impression, ms, rebuild
 
 URL = "/api/analytics/{}?from=2026-03-07&to=2026-03-09"
 
 
 @pytest.fixture
 def traffic(db):
-    a = add_campaign(db, "alpha", payout_cents=450)
-    b = add_campaign(db, "=cmd|' /C calc'!A0", payout_cents=125)   # a hostile name for the CSV
+    a = add_campaign(db, name="alpha", payout_cents=450)
+    b = add_campaign(db, name="=cmd|' /C calc'!A0", payout_cents=125)   # a hostile name for the CSV
     for minute in range(3):
         add_impression(db, ms(f"2026-03-08 15:0{minute}:00"), a, "mff")
     add_impression(db, ms("2026-03-09 15:00:00"), b, "mmm")

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import csrf_token
+from tests.helpers import csrf_token
 
 FIELDS = {"id", "tune_campaign_id", "aff_id", "name", "display_title", "tagline", "description", "cta_text",
           "image_url", "click_url", "impression_pixel_url", "active", "priority", "notes", "payout", "subid_param",

@@ -3,8 +3,9 @@ import re
 
 import pytest
 
-from popup_mgr import auth
-from tests.conftest import ADMIN_PASSWORD, TEST_SECRET, csrf_token
+from popup_mgr import users
+from popup_mgr.web import auth as web_auth
+from tests.helpers import ADMIN_PASSWORD, TEST_SECRET, csrf_token
 
 
 def login(client, username="mike", password=ADMIN_PASSWORD, next_path=None, environ=None):
@@ -27,7 +28,7 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client, admin_user)
     wrong_password = login(client, password="not the password")
     unknown_user = login(client, username="nobody")
     assert wrong_password.status_code == unknown_user.status_code == 401
-    assert auth.LOGIN_FAILED in wrong_password.get_data(as_text=True)
+    assert web_auth.LOGIN_FAILED in wrong_password.get_data(as_text=True)
     # Same page apart from the echoed username and the CSRF token.
     strip = lambda r: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True))    # noqa: E731
     assert strip(wrong_password) == strip(unknown_user)
@@ -151,7 +152,7 @@ def test_create_token_prints_only_the_token(runner, db):
     assert result.exit_code == 0
     token = result.stdout.strip()
     assert result.stdout == token + "\n" and token.startswith("pm_")
-    assert auth.token_name(db, token) == "ci"
+    assert users.token_name(db, token) == "ci"
 
 
 def test_expired_session_during_htmx_request_sends_the_page_to_login(client):
@@ -166,12 +167,12 @@ def test_expired_session_during_htmx_request_sends_the_page_to_login(client):
     ("", False),              # no proxy configured: a forged X-Forwarded-For changes nothing
 ])
 def test_login_throttle_uses_the_client_ip_behind_a_trusted_proxy(tmp_path, trusted, separate_budgets):
-    from popup_mgr import auth, create_app
+    from popup_mgr import create_app, users
     from popup_mgr import db as database
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": TEST_SECRET,
                       "TRUSTED_PROXIES": trusted})
     conn = database.connect(app.config["DATABASE"])
-    auth.create_user(conn, "mike", ADMIN_PASSWORD)
+    users.create_user(conn, "mike", ADMIN_PASSWORD)
     conn.close()
     client = app.test_client()
     proxy = {"REMOTE_ADDR": "127.0.0.1"}

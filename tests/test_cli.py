@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from popup_mgr import auth
+from popup_mgr import users
 from popup_mgr import db as database
 
 POPUP_MGR = str(Path(sys.executable).parent / "popup-mgr")
@@ -33,8 +33,8 @@ def test_create_admin_from_stdin_and_duplicate_refused(tmp_path):
     path = tmp_path / "p.db"
     assert run(["create-admin", "mike", "--password-stdin"], path, stdin="a long enough password\n").returncode == 0
     conn = database.connect(path)
-    assert auth.check_password(conn, "mike", "a long enough password") is not None
-    assert auth.check_password(conn, "mike", "wrong password here") is None
+    assert users.check_password(conn, "mike", "a long enough password") is not None
+    assert users.check_password(conn, "mike", "wrong password here") is None
     conn.close()
     again = run(["create-admin", "mike", "--password-stdin"], path, stdin="another long password\n")
     assert again.returncode != 0 and "already exists" in again.stderr
@@ -52,7 +52,7 @@ def test_create_token_prints_only_the_token(tmp_path):
     token = result.stdout
     assert token.endswith("\n") and token.count("\n") == 1
     conn = database.connect(path)
-    assert auth.token_name(conn, token.strip()) == "zapier"
+    assert users.token_name(conn, token.strip()) == "zapier"
     # Only a hash is stored.
     assert token.strip() not in str(conn.execute("SELECT * FROM api_tokens").fetchall())
     conn.close()
@@ -120,12 +120,12 @@ def test_serve_links_point_at_the_served_port_without_a_base_url(tmp_path):
     import socket
     import time
     import urllib.request
-    from tests.embed_helpers import add_campaign
+    from tests.helpers import add_campaign
 
     path = tmp_path / "p.db"
     run(["init-db"], path)
     conn = database.connect(path)
-    add_campaign(conn, 5150)
+    add_campaign(conn, tune_id=5150)
     conn.close()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

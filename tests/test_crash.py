@@ -19,9 +19,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from popup_mgr import create_app, tokens
+from popup_mgr import create_app
+
+from popup_mgr.ingest import tokens
 from popup_mgr import db as database
-from tracking_support import BROWSER_UA, add_campaign, new_event_id
+from tests.helpers import BROWSER_UA, add_campaign, new_event_id
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from ledger_rows import TZ, add_campaign, add_click, add_conversion, add_impression, rebuild
+from tests.helpers import TZ, add_campaign, add_click, add_conversion, add_impression, rebuild
 from popup_mgr import demo, reports, timeutil
 
 KPI = re.compile(r'data-kpi="(\w+)">\s*<div class="an-kpi-label">[^<]*</div>\s*'
@@ -129,7 +129,7 @@ def test_unknown_property_is_404(admin_client):
 
 
 def test_campaign_table_marks_thin_data_and_links_to_campaign_page(admin_client, db):
-    thin = add_campaign(db, "thin one")
+    thin = add_campaign(db, name="thin one")
     now = timeutil.now_ms()
     add_impression(db, now - 1000, thin, "mff")
     add_conversion(db, add_click(db, now - 500, thin, "mff"), now, 450)
@@ -159,7 +159,7 @@ def test_property_comparison_page(admin_client, demo_history):
 
 
 def test_live_page_and_fragment(admin_client, db):
-    campaign = add_campaign(db, "live one")
+    campaign = add_campaign(db, name="live one")
     add_impression(db, timeutil.now_ms() - 1000, campaign, "mff")
     page = admin_client.get("/admin/live").get_data(as_text=True)
     assert 'hx-trigger="every 5s"' in page and 'hx-get="/admin/live/fragment"' in page
@@ -197,7 +197,7 @@ def test_pdf_report_renders(admin_client, demo_history):
 
 
 def test_campaign_names_are_escaped_and_pdf_survives_any_text(admin_client, db):
-    hostile = add_campaign(db, '<script>alert("x")</script> 🎁 Подарок')
+    hostile = add_campaign(db, name='<script>alert("x")</script> 🎁 Подарок')
     now = timeutil.now_ms()
     for offset in range(3):
         add_impression(db, now - 1000 - offset, hostile, "mff")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from popup_mgr import embed
+from popup_mgr.web import public as embed
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = (ROOT / "embed" / "popup.js").read_text()
@@ -70,8 +70,8 @@ def test_the_server_accepts_what_the_script_sends(app, client, db):
     if "/api/impression" not in {rule.rule for rule in app.url_map.iter_rules()}:
         pytest.skip("/api/impression is served by the tracking blueprint, not registered here")
     from popup_mgr.signals import notify_catalog_changed
-    from tests.embed_helpers import add_campaign
-    add_campaign(db, 101)
+    from tests.helpers import add_campaign
+    add_campaign(db, tune_id=101)
     notify_catalog_changed(app)
     token = client.get("/api/offers/mff").json["offers"][0]["token"]
     body = {"token": token, "event_id": "0123456789abcdef0123456789abcdef", "session_id": "fedcba9876543210"}

@@ -5,9 +5,11 @@ from collections import Counter
 
 import pytest
 
-from popup_mgr import offers, tokens
+from popup_mgr import catalog, offers
+
+from popup_mgr.ingest import tokens
 from popup_mgr.signals import notify_catalog_changed
-from tests.embed_helpers import add_campaign, set_property
+from tests.helpers import add_campaign, set_property
 
 OFFER_KEYS = {"id", "title", "tagline", "description", "cta_text", "image_url",
               "impression_pixel_url", "click_url", "token"}
@@ -18,7 +20,7 @@ def fetch(client, code="mff", **params):
 
 
 def test_offers_shape_token_and_click_url(app, client, db):
-    cid = add_campaign(db, 101, title="Free sample box")
+    cid = add_campaign(db, tune_id=101, title="Free sample box")
     response = fetch(client)
     assert response.status_code == 200
     body = response.json
@@ -37,7 +39,7 @@ def test_offers_shape_token_and_click_url(app, client, db):
 
 
 def test_requested_placement_is_signed_into_the_token(app, client, db):
-    add_campaign(db, 101)
+    add_campaign(db, tune_id=101)
     body = fetch(client, placement="exit-intent").json
     assert body["placement"] == "exit-intent"
     assert tokens.verify(app.config["SECRET_KEY"], body["offers"][0]["token"], now_s=int(time.time())).placement == "exit-intent"
@@ -53,7 +55,7 @@ def test_unknown_property_is_404_json_with_cors(client):
 
 @pytest.mark.parametrize("fields", [{"popup_enabled": 0}, {"active": 0}])
 def test_disabled_or_inactive_property_answers_empty_offers(client, db, fields):
-    add_campaign(db, 101)
+    add_campaign(db, tune_id=101)
     set_property(db, "mff", **fields)
     response = fetch(client)
     assert response.status_code == 200 and response.json["offers"] == []
@@ -73,12 +75,12 @@ def test_disabled_or_inactive_property_answers_empty_offers(client, db, fields):
     ({"click_url": "javascript:alert(1)"}, False),
 ])
 def test_schedule_targeting_and_validity(client, db, campaign, served):
-    add_campaign(db, 101, **campaign)
+    add_campaign(db, tune_id=101, **campaign)
     assert bool(fetch(client).json["offers"]) is served
 
 
 def test_unsafe_image_and_pixel_urls_are_blanked(client, db):
-    add_campaign(db, 101, image_url="javascript:alert(1)", impression_pixel_url="data:text/html,x")
+    add_campaign(db, tune_id=101, image_url="javascript:alert(1)", impression_pixel_url="data:text/html,x")
     [offer] = fetch(client).json["offers"]
     assert offer["image_url"] == "" and offer["impression_pixel_url"] == ""
 
@@ -94,8 +96,8 @@ def test_theme_overrides_and_property_settings(client, db):
 
 def test_admin_change_shows_on_next_request_after_signal(app, client, db):
     assert fetch(client).json["offers"] == []
-    add_campaign(db, 101)
-    # Without the signal the snapshot (30 s TTL) still answers from memory, not per request.
+    add_campaign(db, tune_id=101)
+    # Without the signal the catalog still answers from memory (until its TTL), not per request.
     assert fetch(client).json["offers"] == []
     notify_catalog_changed(app)
     assert len(fetch(client).json["offers"]) == 1
@@ -106,20 +108,32 @@ def test_admin_change_shows_on_next_request_after_signal(app, client, db):
 
 def test_snapshot_expires_after_ttl(app, db):
     clock = [1000.0]
-    snapshot = offers.Snapshot(app, ttl_s=30, clock=lambda: clock[0])
-    assert snapshot.current(lambda: db)["mff"].offers_by_placement["thankyou"] == []
-    add_campaign(db, 101)
+    snapshot = catalog.Catalog(app, ttl_s=30, clock=lambda: clock[0])
+    assert snapshot.current().properties["mff"].offers_by_placement["thankyou"] == []
+    add_campaign(db, tune_id=101)
     clock[0] += 29
-    assert snapshot.current(lambda: db)["mff"].offers_by_placement["thankyou"] == []
+    assert snapshot.current().properties["mff"].offers_by_placement["thankyou"] == []
     clock[0] += 1
-    assert len(snapshot.current(lambda: db)["mff"].offers_by_placement["thankyou"]) == 1
+    assert len(snapshot.current().properties["mff"].offers_by_placement["thankyou"]) == 1
+
+
+def test_an_old_snapshot_is_served_while_another_request_rebuilds_it(app, db):
+    """Only a change signal makes every request wait for the rebuild; age alone does not."""
+    clock = [1000.0]
+    snapshot = catalog.Catalog(app, ttl_s=30, clock=lambda: clock[0])
+    old = snapshot.current()
+    add_campaign(db, tune_id=101)
+    clock[0] += 31
+    with snapshot._lock:                      # another request is rebuilding
+        assert snapshot.current() is old
+    assert len(snapshot.current().properties["mff"].offers_by_placement["thankyou"]) == 1
 
 
 def test_signal_for_another_app_does_not_invalidate(app, db, tmp_path):
     from popup_mgr import create_app
     other = create_app({"TESTING": True, "DATABASE": str(tmp_path / "other.db"), "SECRET_KEY": "x" * 40})
-    snapshot = app.extensions["offers_snapshot"]
-    snapshot.current(lambda: db)
+    snapshot = catalog.of(app)
+    snapshot.current()
     notify_catalog_changed(other)
     assert snapshot._stale is False
     notify_catalog_changed(app)
@@ -147,39 +161,39 @@ def test_order_offers_equal_priority_is_uniform():
 
 def test_order_across_requests_varies(client, db):
     for tune_id in range(101, 104):
-        add_campaign(db, tune_id, priority=5)
+        add_campaign(db, tune_id=tune_id, priority=5)
     firsts = {fetch(client).json["offers"][0]["id"] for _ in range(60)}
     assert len(firsts) == 3
 
 
 def test_a_property_code_unfit_for_tokens_does_not_break_the_others(client, db):
-    add_campaign(db, 101)
+    add_campaign(db, tune_id=101)
     db.execute("INSERT INTO properties (code, name, created_at, updated_at) VALUES ('bad.code', 'x', '', '')")
     assert fetch(client, "bad.code").json["offers"] == []
     assert len(fetch(client, "mff").json["offers"]) == 1
 
 
 def test_failed_build_is_retried_on_the_next_request(app, db, monkeypatch):
-    snapshot = offers.Snapshot(app)
+    snapshot = catalog.Catalog(app)
     calls = []
 
     def failing_build(*args):
         calls.append(1)
         raise RuntimeError("database gone")
-    monkeypatch.setattr(offers, "build", failing_build)
+    monkeypatch.setattr(catalog, "build", failing_build)
     for _ in range(2):
         with pytest.raises(RuntimeError):
-            snapshot.current(lambda: db)
+            snapshot.current()
     assert len(calls) == 2
 
 
 def test_a_fresh_snapshot_answers_without_the_database(app, client, db, monkeypatch):
-    add_campaign(db, 101)
+    add_campaign(db, tune_id=101)
     assert len(fetch(client).json["offers"]) == 1          # builds the snapshot
 
     def no_database():
         raise AssertionError("the database was opened for a request the snapshot can answer")
-    monkeypatch.setattr("popup_mgr.embed.get_db", no_database)
+    monkeypatch.setattr("popup_mgr.db.connect", no_database)
     for _ in range(3):
         assert len(fetch(client).json["offers"]) == 1
 

@@ -5,8 +5,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from popup_mgr import create_app, tracking
-from tracking_support import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_from_page, stats,
+from popup_mgr import create_app
+from popup_mgr.ingest import conversions
+from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, stats,
                               token_for)
 
 SECRET = "postback-test-secret"
@@ -57,7 +58,7 @@ def test_unknown_click_is_kept_unattributed(client, db):
     assert response.status_code == 200 and response.json["attributed"] is False
     assert count(db, "conversions", "campaign_id IS NULL") == 1
     assert stats(db)["revenue_cents"] == 0 and all_differences(db) == []
-    assert tracking.unattributed_conversions(db)[0] == 1
+    assert conversions.unattributed_conversions(db)[0] == 1
 
 
 def test_test_postbacks_are_stored_but_never_revenue(client, db, click_id):
@@ -130,11 +131,11 @@ def test_stored_secret_is_made_on_first_use_and_rotates(tmp_path):
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": "k" * 40,
                       "POSTBACK_SECRET": None})
     client = app.test_client()
-    first = tracking.postback_secret(app)
-    assert len(first) >= 32 and tracking.postback_secret(app) == first
+    first = conversions.postback_secret(app)
+    assert len(first) >= 32 and conversions.postback_secret(app) == first
     query = {"click_id": "c-1", "transaction_id": "tx-r", "payout": "1.00"}
     assert client.get("/api/postback?" + urlencode(query | {"secret": first})).status_code == 200
-    second = tracking.rotate_postback_secret(app)
+    second = conversions.rotate_postback_secret(app)
     assert second != first
     assert client.get("/api/postback?" + urlencode(query | {"secret": first})).status_code == 403
     assert client.get("/api/postback?" + urlencode(query | {"secret": second})).status_code == 200
@@ -159,35 +160,35 @@ def test_settings_page_needs_a_login(app, client):
 
 
 def test_send_test_postback_goes_through_the_real_endpoint(admin_client, db, click_id):
-    token = csrf_from_page(admin_client, "/admin/settings/postback")
+    token = csrf_token(admin_client, "/admin/settings/postback")
     response = admin_client.post("/admin/settings/postback/test", headers={"X-CSRFToken": token, "HX-Request": "true"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.startswith('<section id="postback-panel"')
     assert "answered <strong>200</strong>" in html and click_id in html
     row = db.execute("SELECT * FROM conversions").fetchone()
     assert row["is_test"] == 1 and row["click_id"] == click_id and row["campaign_id"] is not None
-    assert stats(db)["revenue_cents"] == 0 and tracking.unattributed_conversions(db)[0] == 0
+    assert stats(db)["revenue_cents"] == 0 and conversions.unattributed_conversions(db)[0] == 0
 
 
-def test_admin_forms_need_the_csrf_from_page(admin_client, db):
+def test_admin_forms_need_the_csrf_token(admin_client, db):
     assert admin_client.post("/admin/settings/postback/test").status_code == 400
     assert count(db, "conversions") == 0
 
 
 def test_rotate_from_the_admin_page(tmp_path):
-    from popup_mgr import auth
+    from popup_mgr import users
     from popup_mgr import db as database
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": "k" * 40,
                       "POSTBACK_SECRET": None, "BASE_URL": "https://popup.example"})
     conn = database.connect(app.config["DATABASE"])
-    user_id = auth.create_user(conn, "mike", "correct horse battery staple")
+    user_id = users.create_user(conn, "mike", "correct horse battery staple")
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"], session["_fresh"] = str(user_id), True
-    old = tracking.postback_secret(app)
+    old = conversions.postback_secret(app)
     response = client.post("/admin/settings/postback/rotate",
-                           headers={"X-CSRFToken": csrf_from_page(client, "/admin/settings/postback")})
-    new = tracking.postback_secret(app)
+                           headers={"X-CSRFToken": csrf_token(client, "/admin/settings/postback")})
+    new = conversions.postback_secret(app)
     html = response.get_data(as_text=True)
     assert new != old and f"secret={new}" in html and old not in html and "Rotate secret" in html
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from ledger_rows import TZ, add_campaign, add_click, add_conversion, add_impression, ms, rebuild
+from tests.helpers import TZ, add_campaign, add_click, add_conversion, add_impression, ms, rebuild
 from popup_mgr import reports
 
 D = dt.date.fromisoformat
@@ -18,8 +18,8 @@ def scope(db, first, last, prop="all", campaign_id=None):
 @pytest.fixture
 def march(db):
     """Events around the spring-forward day (2026-03-08 is 23 hours long in New York)."""
-    a = add_campaign(db, "alpha", payout_cents=450)
-    b = add_campaign(db, "beta", payout_cents=175)
+    a = add_campaign(db, name="alpha", payout_cents=450)
+    b = add_campaign(db, name="beta", payout_cents=175)
     add_impression(db, ms("2026-03-08 04:59:59.999"), a, "mff")   # 23:59:59.999 EST Mar 7 -> 03-07
     add_impression(db, ms("2026-03-08 05:00:00"), a, "mff")       # 00:00 EST Mar 8 -> 03-08
     add_impression(db, ms("2026-03-08 16:00:00"), b, "mmm")       # noon EDT -> 03-08
@@ -86,7 +86,7 @@ def test_hourly_series_of_a_dst_day_has_23_hours_and_sums_to_the_day(db, march):
 
 
 def test_fall_back_day_is_25_hours(db):
-    a = add_campaign(db, "gamma")
+    a = add_campaign(db, name="gamma")
     add_impression(db, ms("2026-11-01 03:59:59"), a, "mff")   # 23:59:59 EDT Oct 31 -> 10-31
     add_impression(db, ms("2026-11-01 04:00:00"), a, "mff")   # 00:00 EDT Nov 1 -> 11-01
     add_impression(db, ms("2026-11-01 06:30:00"), a, "mff")   # 01:30 EST (second 01:30) -> 11-01
@@ -107,7 +107,7 @@ def test_previous_period_has_equal_length(db):
 
 
 def test_live_counts_last_hour_per_minute(db):
-    a = add_campaign(db, "delta")
+    a = add_campaign(db, name="delta")
     now = ms("2026-06-01 12:00:30")
     add_impression(db, now - 10_000, a, "mff")
     add_impression(db, now - 5 * 60_000, a, "mff")

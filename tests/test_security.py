@@ -8,8 +8,10 @@ import re
 import pytest
 from werkzeug.routing import IntegerConverter
 
-from popup_mgr import campaigns, create_app, security, web
-from tests.conftest import ADMIN_PASSWORD, TEST_SECRET, csrf_token
+from popup_mgr import campaigns, create_app
+from popup_mgr.web import http as web
+from popup_mgr.web import security
+from tests.helpers import ADMIN_PASSWORD, TEST_SECRET, csrf_token
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # Reachable without logging in by design.
@@ -136,10 +138,10 @@ def test_session_cookie_flags(tmp_path, monkeypatch):
     # Secure cookies follow the public URL the deployment is configured with.
     monkeypatch.setenv("POPUP_BASE_URL", "https://popup.example")
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "s.db"), "SECRET_KEY": TEST_SECRET})
-    from popup_mgr import auth
+    from popup_mgr import users
     from popup_mgr import db as database
     conn = database.connect(app.config["DATABASE"])
-    auth.create_user(conn, "mike", ADMIN_PASSWORD)
+    users.create_user(conn, "mike", ADMIN_PASSWORD)
     conn.close()
     client = app.test_client()
     html = client.get("/login", base_url="https://popup.example").get_data(as_text=True)

@@ -11,7 +11,7 @@ import threading
 import pytest
 import waitress
 
-from popup_mgr import auth, create_app
+from popup_mgr import create_app, users
 from popup_mgr import db as database
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -81,7 +81,7 @@ def admin_session_cookie(server):
     db = server.db()
     try:
         row = db.execute("SELECT id FROM users WHERE username = ?", (ADMIN[0],)).fetchone()
-        user_id = row["id"] if row else auth.create_user(db, *ADMIN)
+        user_id = row["id"] if row else users.create_user(db, *ADMIN)
     finally:
         db.close()
     app = server.app

@@ -17,7 +17,7 @@ import waitress
 from popup_mgr import create_app
 from popup_mgr.signals import notify_catalog_changed
 from tests.browser.conftest import LiveServer
-from tests.embed_helpers import add_campaign, set_property
+from tests.helpers import add_campaign, set_property
 
 # Headless Chromium says "HeadlessChrome", which the popup rightly treats as a bot.
 DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -96,7 +96,7 @@ class PopupApp:
     def campaign(self, tune_id, **fields):
         db = self.server.db()
         try:
-            campaign_id = add_campaign(db, tune_id, **fields)
+            campaign_id = add_campaign(db, tune_id=tune_id, **fields)
         finally:
             db.close()
         notify_catalog_changed(self.app)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from popup_mgr import auth, campaigns
+from popup_mgr import campaigns, users
 from tests.browser.conftest import ADMIN
 
 TUNE_LINK = "https://mode.go2cloud.org/aff_c?offer_id=123&aff_id=456&aff_sub=popup"
@@ -30,7 +30,7 @@ def collect_problems(page):
 def api_get(server, path):
     db = server.db()
     try:
-        token = auth.create_token(db, "browser-test")
+        token = users.create_token(db, "browser-test")
     finally:
         db.close()
     request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
@@ -40,7 +40,7 @@ def api_get(server, path):
 
 def test_add_edit_pause_campaign(page, live_server, tmp_path):
     db = live_server.db()
-    auth.create_user(db, *ADMIN)
+    users.create_user(db, *ADMIN)
     db.close()
     problems = collect_problems(page)
 

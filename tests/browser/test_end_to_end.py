@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from popup_mgr import auth
+from popup_mgr import users
 from popup_mgr import db as database
 from popup_mgr import signals, timeutil
 
@@ -115,7 +115,7 @@ def test_popup_to_revenue_chain(chromium, live_server, other_origin):
 
     # What Mike sees: the analytics API for that property and day.
     db = live_server.db()
-    token = auth.create_token(db, "e2e")
+    token = users.create_token(db, "e2e")
     db.close()
     today = timeutil.today(live_server.app.config["BUSINESS_TZ"])
     request = urllib.request.Request(f"{live_server.url}/api/analytics/mff?from={today}&to={today}",

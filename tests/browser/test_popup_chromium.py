@@ -588,7 +588,7 @@ def test_playground_previews_live_campaigns_without_counting(chromium, popup_app
 
 
 def test_install_page_copy_button_copies_the_exact_snippet(chromium, popup_app):
-    from popup_mgr.embed import snippet as make_snippet
+    from popup_mgr.web.setup_pages import snippet as make_snippet
     from tests.browser.conftest import admin_session_cookie
     context = chromium.new_context()
     context.add_cookies([admin_session_cookie(popup_app.server)])
@@ -607,7 +607,7 @@ def test_install_page_copy_button_copies_the_exact_snippet(chromium, popup_app):
 
 
 def test_the_install_page_snippet_works_as_pasted(visitor, publisher, popup_app):
-    from popup_mgr.embed import snippet as make_snippet
+    from popup_mgr.web.setup_pages import snippet as make_snippet
     popup_app.campaign(101, title="Pasted")
     popup_app.property("mcad", delay_ms=0)
     prop = {"code": "mcad", "popup_placement": "thankyou", "popup_frequency": "session"}
@@ -617,7 +617,7 @@ def test_the_install_page_snippet_works_as_pasted(visitor, publisher, popup_app)
 
 def test_self_hosted_copy_with_data_base(visitor, publisher, popup_app):
     """A publisher serving its own copy of popup.js points it at the server with data-base."""
-    from popup_mgr import embed
+    from popup_mgr.web import public as embed
     popup_app.campaign(101, title="Via data-base")
     popup_app.property("mff", delay_ms=0)
     script = publisher.add(embed.SCRIPT_PATH.read_bytes(), name=f"copy-{id(popup_app)}.js",

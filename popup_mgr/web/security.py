@@ -8,7 +8,9 @@ nosniff is added there, which is right for every response.
 from flask import current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 
-from popup_mgr import web
+from popup_mgr.extensions import csrf
+from popup_mgr.web import http
+from popup_mgr.web.auth import bearer_token
 
 # img-src allows any http(s) host: the campaign form's live preview shows offer images from the
 # network's CDNs. No 'unsafe-inline' or 'unsafe-eval' anywhere: page scripts are static files.
@@ -35,7 +37,7 @@ ADMIN_HEADERS = {
 
 def add_security_headers(response):
     response.headers["X-Content-Type-Options"] = "nosniff"
-    if web.is_public_path(request.path):
+    if http.is_public_path(request.path):
         return response
     for name, value in ADMIN_HEADERS.items():
         response.headers.setdefault(name, value)
@@ -51,11 +53,27 @@ def add_security_headers(response):
 
 def csrf_failed(exc):
     """A refused write: JSON for API callers, a page that says what to do for the admin."""
-    if request.path.startswith("/api/") or web.is_public_path(request.path):
-        return web.json_error(400, exc.description, reason="csrf")
+    if request.path.startswith("/api/") or http.is_public_path(request.path):
+        return http.json_error(400, exc.description, reason="csrf")
     return render_template("csrf_error.html", reason=exc.description), 400
 
 
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def protect_from_csrf():
+    """Every admin write carries the session's CSRF token (a form field, or htmx's header).
+    Public beacons and bearer-token API calls carry no cookies, so they are not asked for one."""
+    if request.method not in MUTATING_METHODS or http.is_public_path(request.path):
+        return
+    if bearer_token() is not None:
+        return
+    csrf.protect()
+
+
 def register(app):
+    # CSRF is checked here, in one place, instead of flask-wtf's default check on every view.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.before_request(protect_from_csrf)
     app.after_request(add_security_headers)
     app.register_error_handler(CSRFError, csrf_failed)

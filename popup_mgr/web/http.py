@@ -1,7 +1,11 @@
 """HTTP helpers shared by every blueprint: the one JSON error shape, CORS for the public
 endpoints, page-or-fragment rendering for htmx, and the admin navigation."""
-from flask import current_app, jsonify, render_template, request
+import json
+
+from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
+
+from popup_mgr import netaddr
 
 # Paths called cross-origin from publisher pages or by the network. Everything else is admin or
 # authenticated API and gets no CORS headers at all.
@@ -14,14 +18,14 @@ NAV = (
     ("analytics.live", "Live"),
     ("admin.campaigns", "Campaigns"),
     ("admin.properties", "Properties"),
-    ("embed.install", "Install"),
-    ("embed.playground", "Playground"),
-    ("track.postback_settings", "Postback"),
+    ("setup.install", "Install"),
+    ("setup.playground", "Playground"),
+    ("setup.postback_settings", "Postback"),
     ("admin.audit", "Audit log"),
 )
 
 
-# Sent on every answer of a public path (also by the raw-WSGI beacon fast path in track.py).
+# Sent on every answer of a public path (also by the raw-WSGI front, fastpath.py).
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS"),
@@ -31,13 +35,18 @@ CORS_HEADERS = (
 )
 
 
-def json_error(status, error, errors=None, reason=None):
-    """{"error": "...", "errors": {...}} with the status; reason also goes in X-Popup-Reason."""
-    body = {"error": error}
+def error_body(error, errors=None, extra=None):
+    """The one JSON error body, as bytes: {"error": "...", "errors": {field: message}, ...}."""
+    body = {"error": error, **(extra or {})}
     if errors:
         body["errors"] = errors
-    response = jsonify(body)
-    response.status_code = status
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def json_error(status, error, errors=None, reason=None, extra=None):
+    """error_body() as a Flask response with the status; reason also goes in X-Popup-Reason."""
+    response = current_app.response_class(error_body(error, errors, extra), status=status,
+                                          mimetype="application/json")
     if reason:
         response.headers["X-Popup-Reason"] = reason
     return response
@@ -73,6 +82,7 @@ def nav_items():
 
 
 def register(app):
+    netaddr.check_settings(app.config)
     app.after_request(add_cors_headers)
     app.context_processor(lambda: {"nav_items": nav_items()})
 

@@ -4,8 +4,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from popup_mgr import tokens
-from tracking_support import (BOT_UA, BROWSER_UA, add_campaign, all_differences, beacon_body, count,
+from popup_mgr.ingest import tokens
+from tests.helpers import (BOT_UA, BROWSER_UA, add_campaign, all_differences, beacon_body, count,
                               new_event_id, set_campaign_active, stats, token_for)
 
 HEADERS = {"User-Agent": BROWSER_UA, "Content-Type": "text/plain;charset=UTF-8"}
@@ -13,7 +13,7 @@ HEADERS = {"User-Agent": BROWSER_UA, "Content-Type": "text/plain;charset=UTF-8"}
 
 @pytest.fixture
 def campaign(app, db):
-    return add_campaign(db, app=app)
+    return add_campaign(db, click_url="https://track.example.com/aff_c?offer_id=12&aff_id=3", app=app)
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_click_beacon_returns_the_same_click_id_on_replay(client, db, token):
     ("http://localhost:8080/tune?a=1&a=2#x?y", "http://localhost:8080/tune?a=1&a=2&aff_click_id={id}&source=mff#x?y"),
 ])
 def test_click_redirect_keeps_the_stored_url_and_adds_our_ids(app, client, db, stored_url, expected):
-    token = token_for(app, add_campaign(db, stored_url, app=app))
+    token = token_for(app, add_campaign(db, click_url=stored_url, app=app))
     response = client.get(f"/c/{token}?e=redirect-event-1", headers={"User-Agent": BROWSER_UA})
     assert response.status_code == 302
     click_id = db.execute("SELECT click_id FROM clicks").fetchone()["click_id"]
@@ -171,7 +171,7 @@ def test_click_redirect_keeps_the_stored_url_and_adds_our_ids(app, client, db, s
 
 
 def test_click_redirect_uses_the_campaigns_subid_param(app, client, db):
-    token = token_for(app, add_campaign(db, "https://t.example/c?aff_sub=1", subid_param="aff_sub", app=app))
+    token = token_for(app, add_campaign(db, click_url="https://t.example/c?aff_sub=1", subid_param="aff_sub", app=app))
     location = client.get(f"/c/{token}", headers={"User-Agent": BROWSER_UA}).headers["Location"]
     click_id = db.execute("SELECT click_id FROM clicks").fetchone()["click_id"]
     assert location == f"https://t.example/c?aff_sub={click_id}&source=mff"
@@ -233,8 +233,8 @@ def test_bad_click_tokens_get_a_400_page_and_no_redirect(client, db, bad):
 def test_new_campaign_is_accepted_without_a_signal(app, client, db, monkeypatch):
     """A campaign written by another process (no in-process signal) is found on the first miss
     (misses reload the snapshot at most every CATALOG_MISS_RELOAD_S; zero here)."""
-    from popup_mgr import tracking
-    monkeypatch.setattr(tracking, "CATALOG_MISS_RELOAD_S", 0)
+    from popup_mgr import catalog
+    monkeypatch.setattr(catalog, "MISS_RELOAD_S", 0)
     client.post("/api/impression", data=beacon_body(token_for(app, add_campaign(db, app=app))), headers=HEADERS)
     late = add_campaign(db)          # no notify: like `popup-mgr` in another process
     assert post(client, "/api/impression", beacon_body(token_for(app, late))).status_code == 204
@@ -251,7 +251,7 @@ def _answer(client, method, path, body=None):
 
 
 def test_flask_views_answer_like_the_fast_path(app, client, db, token):
-    from popup_mgr import fastpath
+    from popup_mgr.web import fastpath
     fast = app.wsgi_app
     assert isinstance(fast, fastpath.FastPath)
     cases = [("POST", "/api/impression", lambda: beacon_body(token)), ("POST", "/api/click", lambda: beacon_body(token)),
@@ -271,7 +271,7 @@ def test_flask_views_answer_like_the_fast_path(app, client, db, token):
 def test_fast_path_reads_bodies_without_content_length(app, token, db):
     """A chunked upload has no Content-Length: the body is still read (and limited)."""
     import io
-    from popup_mgr import fastpath
+    from popup_mgr.web import fastpath
     for body, status in ((beacon_body(token).encode(), "204 No Content"), (b"x" * 5000, "413 Content Too Large")):
         answered = []
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/impression", "wsgi.input": io.BytesIO(body),
@@ -290,7 +290,7 @@ def test_offers_fast_path_answers_exactly_like_the_flask_view(app, client, campa
     """Status, every header and the body byte for byte (one campaign: the order is fixed, and the
     tokens are the snapshot's, so both answers are the same bytes). Only Flask's `Vary: Cookie`
     differs: Flask adds it because its session machinery ran; the answer never reads a cookie."""
-    from popup_mgr import fastpath
+    from popup_mgr.web import fastpath
 
     def answer():
         response = client.open(path, method=method, headers=HEADERS)
@@ -340,7 +340,7 @@ def test_unknown_property_is_a_json_404_with_reason(client):
 def test_offers_are_answered_without_flask(app, campaign, path, query, status):
     """The front answers /api/offers itself (wsgi_app None: falling through to Flask would fail)."""
     import io
-    from popup_mgr import fastpath
+    from popup_mgr.web import fastpath
     answered = []
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "wsgi.input": io.BytesIO(b""),
                "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": BROWSER_UA}

@@ -6,11 +6,11 @@ and shapes are the public contract in DESIGN.md ("Campaign JSON"). No SQL here.
 from flask import Blueprint, jsonify, request
 
 from popup_mgr import campaigns as campaign_store
-from popup_mgr.auth import api_auth_required, current_actor
+from popup_mgr.web.auth import api_auth_required, current_actor
 from popup_mgr.db import get_db
-from popup_mgr.web import json_error
+from popup_mgr.web.http import json_error
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+bp = Blueprint("api_campaigns", __name__, url_prefix="/api")
 
 
 def _json_body():

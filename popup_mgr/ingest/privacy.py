@@ -1,4 +1,4 @@
-"""Visitor privacy: client IP resolution and keyed visitor hashes with daily-rotated salts.
+"""Visitor privacy: keyed visitor hashes with daily-rotated salts.
 
 IP addresses and user agents are never stored. Each event keeps only
 HMAC-SHA256(salt_of_the_UTC_day, ip + "\\n" + user_agent), so unique visitors per day can be
@@ -7,7 +7,6 @@ began; after that nobody (not even with the database) can link a hash to an IP a
 """
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import threading
 import time
@@ -18,53 +17,6 @@ SALT_BYTES = 32
 SALT_LIFETIME_MS = 48 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 HASH_HEX_CHARS = 32
-
-
-class NetworkListError(ValueError):
-    """A configured IP/CIDR list contains something that is not an address or network."""
-
-
-def parse_networks(text):
-    """'10.0.0.1, 192.168.0.0/16' -> (IPv4Network, ...). Empty text -> ()."""
-    networks = []
-    for item in (text or "").replace(",", " ").split():
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise NetworkListError(f"{item!r} is not an IP address or CIDR network") from None
-    return tuple(networks)
-
-
-def ip_in(address, networks):
-    """True when the textual address belongs to one of networks (False for garbage)."""
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except (ValueError, AttributeError):
-        return False
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks if network.version == ip.version)
-
-
-def client_ip(remote_addr, forwarded_for, trusted_proxies):
-    """The visitor's IP: the socket's peer, or when that peer is a trusted proxy, the right-most
-    X-Forwarded-For entry that is not itself a trusted proxy (entries further left are
-    client-supplied and can be forged)."""
-    remote_addr = remote_addr or ""
-    if not trusted_proxies or not forwarded_for or not ip_in(remote_addr, trusted_proxies):
-        return remote_addr
-    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
-        if not ip_in(hop, trusted_proxies):
-            return hop if _is_ip(hop) else remote_addr
-    return remote_addr
-
-
-def _is_ip(text):
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def utc_day(ts_ms):
@@ -95,11 +47,8 @@ class VisitorHasher:
         return salt
 
     def _load_or_create(self, day, now_ms):
-        db = database.connect(self.database_path)
-        try:
+        with database.connection(self.database_path) as db:
             return ensure_salt(db, day, now_ms)
-        finally:
-            db.close()
 
 
 def ensure_salt(db, day, now_ms):
@@ -127,9 +76,5 @@ def delete_expired_salts(db, now_ms):
 
 
 def purge_expired_salts(database_path, now_ms):
-    db = database.connect(database_path)
-    try:
-        with database.transaction(db):
-            delete_expired_salts(db, now_ms)
-    finally:
-        db.close()
+    with database.connection(database_path) as db, database.transaction(db):
+        delete_expired_salts(db, now_ms)

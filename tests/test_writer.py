@@ -7,15 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from popup_mgr import db as database
-from popup_mgr import tracking
-from tracking_support import (BOT_UA, BROWSER_UA, add_campaign, all_differences, beacon_body, count,
+from popup_mgr.ingest import beacons
+from popup_mgr.ingest import state as ingest
+from popup_mgr.ingest.errors import IngestUnavailable
+from tests.helpers import (BOT_UA, BROWSER_UA, add_campaign, all_differences, beacon_body, count,
                               new_event_id, stats, token_for)
 
 
 @pytest.fixture
 def tokens(app, db):
     """Tokens over two campaigns, two properties and an A/B variant."""
-    first, second = add_campaign(db, app=app), add_campaign(db, "http://localhost:9/x", app=app)
+    first, second = add_campaign(db, app=app), add_campaign(db, click_url="http://localhost:9/x", app=app)
     return [token_for(app, first, "mff"), token_for(app, first, "mmm", variant="A"),
             token_for(app, second, "mff", "exit-intent", "B")]
 
@@ -50,7 +52,7 @@ def test_concurrent_events_with_replays_are_counted_exactly(app, db, tokens):
 
 def test_one_failing_event_does_not_fail_its_batch(app, db, tokens):
     """An event that violates a constraint is refused alone; the others in its batch commit."""
-    writer = tracking._state(app).writer
+    writer = ingest.of(app).writer
     good = [("impression", _row(db, new_event_id())) for _ in range(40)]
     bad = ("impression", _row(db, new_event_id(), campaign_id=987654))    # no such campaign (FK)
     results = {}
@@ -58,7 +60,7 @@ def test_one_failing_event_does_not_fail_its_batch(app, db, tokens):
     def submit(event):
         try:
             results[event[1]["event_id"]] = writer.submit(event)
-        except tracking.IngestUnavailable as exc:
+        except IngestUnavailable as exc:
             results[event[1]["event_id"]] = exc
 
     threads = [threading.Thread(target=submit, args=(e,)) for e in good + [bad]]
@@ -66,7 +68,7 @@ def test_one_failing_event_does_not_fail_its_batch(app, db, tokens):
         thread.start()
     for thread in threads:
         thread.join()
-    assert isinstance(results[bad[1]["event_id"]], tracking.IngestUnavailable)
+    assert isinstance(results[bad[1]["event_id"]], IngestUnavailable)
     assert all(results[e[1]["event_id"]] is True for e in good)
     assert count(db, "impressions") == 40 and all_differences(db) == []
 
@@ -79,7 +81,7 @@ def _row(db, event_id, campaign_id=None):
 
 
 def test_a_locked_database_answers_503_and_the_retry_counts_once(app, client, db, tokens, monkeypatch):
-    monkeypatch.setattr(tracking._state(app).writer, "timeout_s", 0.3)
+    monkeypatch.setattr(ingest.of(app).writer, "timeout_s", 0.3)
     body = beacon_body(tokens[0], "retry-event-1")
     # A first event makes the day's salt and the catalog snapshot; then only the writer waits.
     client.post("/api/impression", data=beacon_body(tokens[0]), headers={"User-Agent": BROWSER_UA})
@@ -91,7 +93,7 @@ def test_a_locked_database_answers_503_and_the_retry_counts_once(app, client, db
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    monkeypatch.setattr(tracking._state(app).writer, "timeout_s", 10)
+    monkeypatch.setattr(ingest.of(app).writer, "timeout_s", 10)
     for _ in range(2):      # the browser retries; the event may already be in from the first try
         assert client.post("/api/impression", data=body, headers={"User-Agent": BROWSER_UA}).status_code == 204
     assert count(db, "impressions", "event_id = 'retry-event-1'") == 1 and all_differences(db) == []
@@ -99,7 +101,7 @@ def test_a_locked_database_answers_503_and_the_retry_counts_once(app, client, db
 
 def test_a_locked_database_still_redirects_the_click_with_the_queued_click_id(app, client, db, tokens, monkeypatch):
     client.get(f"/c/{tokens[0]}", headers={"User-Agent": BROWSER_UA})   # salt and catalog ready
-    monkeypatch.setattr(tracking._state(app).writer, "timeout_s", 0.3)
+    monkeypatch.setattr(ingest.of(app).writer, "timeout_s", 0.3)
     blocker = database.connect(app.config["DATABASE"])
     blocker.execute("BEGIN IMMEDIATE")
     try:
@@ -108,20 +110,20 @@ def test_a_locked_database_still_redirects_the_click_with_the_queued_click_id(ap
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    tracking.stop(app)        # let the queued click land
+    ingest.stop(app)        # let the queued click land
     stored = db.execute("SELECT click_id FROM clicks WHERE event_id = 'locked-click-1'").fetchone()
     assert stored and f"aff_click_id={stored[0]}&" in response.headers["Location"]
     assert all_differences(db) == []
 
 
 def test_writer_stops_cleanly_and_commits_what_was_queued(app, db, tokens):
-    assert tracking.record_impression(app, tracking.Beacon(tokens[0], new_event_id()),
-                                      tracking.Visitor("127.0.0.1", BROWSER_UA)) is True
-    tracking.stop(app)
+    assert beacons.record_impression(app, beacons.Beacon(tokens[0], new_event_id()),
+                                      beacons.Visitor("127.0.0.1", BROWSER_UA)) is True
+    ingest.stop(app)
     assert count(db, "impressions") == 1
-    with pytest.raises(tracking.IngestUnavailable):
-        tracking.record_impression(app, tracking.Beacon(tokens[0], new_event_id()),
-                                   tracking.Visitor("127.0.0.1", BROWSER_UA))
+    with pytest.raises(IngestUnavailable):
+        beacons.record_impression(app, beacons.Beacon(tokens[0], new_event_id()),
+                                   beacons.Visitor("127.0.0.1", BROWSER_UA))
 
 
 # --- verify --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import gzip
 
 import pytest
 
-from tests.embed_helpers import add_campaign, set_property
+from tests.helpers import add_campaign, set_property
 
 
 def test_popup_js_content_type_cache_and_cors(client):
@@ -73,7 +73,7 @@ def test_install_page_warns_when_popup_disabled(admin_client, db):
 
 
 def test_playground_loads_the_script_with_chosen_options(admin_client, db):
-    add_campaign(db, 101)
+    add_campaign(db, tune_id=101)
     html = admin_client.get("/admin/playground?property=mmm&placement=timed&frequency=daily&seconds=5")\
         .get_data(as_text=True)
     assert 'src="/popup.js"' in html

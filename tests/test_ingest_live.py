@@ -12,7 +12,7 @@ import waitress
 
 from popup_mgr import create_app
 from popup_mgr import db as database
-from tracking_support import BROWSER_UA, add_campaign, all_differences, new_event_id, token_for
+from tests.helpers import BROWSER_UA, add_campaign, all_differences, new_event_id, token_for
 
 POSTBACK_SECRET = "live-postback-secret"
 
@@ -60,7 +60,7 @@ def request(url, data=None, headers=None):
 def test_impression_click_redirect_postback_revenue(server, tune):
     app, base = server
     db = database.connect(app.config["DATABASE"])
-    campaign = add_campaign(db, f"{tune}/aff_c?offer_id=77&aff_id=5", app=app)
+    campaign = add_campaign(db, click_url=f"{tune}/aff_c?offer_id=77&aff_id=5", app=app)
     token = token_for(app, campaign, "mcad")
 
     body = json.dumps({"token": token, "event_id": new_event_id()}).encode()

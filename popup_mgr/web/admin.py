@@ -12,12 +12,12 @@ from flask_login import current_user
 from popup_mgr import audit, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
-from popup_mgr.auth import current_actor, safe_next
+from popup_mgr.web.auth import current_actor, safe_next
 from popup_mgr.db import get_db
 from popup_mgr.extensions import login_manager
 from popup_mgr.theme import DEFAULT_THEME
 from popup_mgr.urls import is_http_url
-from popup_mgr.web import is_htmx, render_page_or_fragment
+from popup_mgr.web.http import is_htmx, render_page_or_fragment
 
 bp = Blueprint("admin", __name__)
 

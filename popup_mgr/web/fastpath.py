@@ -11,22 +11,21 @@ matches no route goes on to Flask unchanged.
 Each registered handler must share its answer function with the Flask view for the same path,
 so that the public contract is the same either way (tests compare the two answer by answer).
 """
-import json
 import logging
 from dataclasses import dataclass
 
 from flask import current_app
 
-from popup_mgr import web
+from popup_mgr.web import http
 
 log = logging.getLogger(__name__)
 
 STATUS_LINES = {200: "200 OK", 204: "204 No Content", 302: "302 Found", 400: "400 Bad Request",
                 404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Content Too Large",
                 503: "503 Service Unavailable"}
-# Added to every fast answer, as web.add_cors_headers and security.add_security_headers do on
+# Added to every fast answer, as http.add_cors_headers and security.add_security_headers do on
 # Flask's answers for the public paths.
-COMMON_HEADERS = (*web.CORS_HEADERS, ("X-Content-Type-Options", "nosniff"))
+COMMON_HEADERS = (*http.CORS_HEADERS, ("X-Content-Type-Options", "nosniff"))
 
 
 @dataclass
@@ -100,10 +99,14 @@ class FastPath:
 
 
 def error_answer(status, error, reason=None, extra=()):
-    """web.json_error's shape ({"error": ...} + X-Popup-Reason), without needing a Flask request."""
-    body = json.dumps({"error": error}).encode()
+    """http.json_error's answer (the same body, X-Popup-Reason), without needing a Flask request."""
     return Answer(status, [("Cache-Control", "no-store"), ("Content-Type", "application/json"),
-                           ("X-Popup-Reason", reason or error), *extra], body)
+                           ("X-Popup-Reason", reason or error), *extra], http.error_body(error))
+
+
+def unavailable_answer(exc):
+    log.warning("event not stored: %s", exc)
+    return error_answer(503, "temporarily unavailable, retry", reason="unavailable", extra=[("Retry-After", "1")])
 
 
 def flask_response(answer):

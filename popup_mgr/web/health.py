@@ -4,6 +4,7 @@ import sqlite3
 from flask import Blueprint, jsonify
 
 from popup_mgr import db as database
+from popup_mgr.web.http import json_error
 
 bp = Blueprint("health", __name__)
 
@@ -11,10 +12,8 @@ bp = Blueprint("health", __name__)
 @bp.get("/api/health")
 def health():
     try:
-        version = database.schema_version(database.get_db())
-        database.get_db().execute("/* health.health */ SELECT count(*) FROM properties").fetchone()
+        version = database.health_check(database.get_db())
     except sqlite3.Error as exc:
-        response = jsonify({"status": "error", "database": "unavailable", "detail": type(exc).__name__})
-        response.status_code = 503
-        return response
+        return json_error(503, "database unavailable",
+                          extra={"status": "error", "database": "unavailable", "detail": type(exc).__name__})
     return jsonify({"status": "ok", "database": "ok", "schema_version": version})

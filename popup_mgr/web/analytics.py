@@ -11,10 +11,10 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_login import login_required
 
 from popup_mgr import pdf_report, reports, timeutil
-from popup_mgr.auth import api_auth_required
+from popup_mgr.web.auth import api_auth_required
 from popup_mgr.db import get_db
 from popup_mgr.money import format_cents
-from popup_mgr.web import is_htmx, json_error, render_page_or_fragment
+from popup_mgr.web.http import is_htmx, json_error, render_page_or_fragment
 
 bp = Blueprint("analytics", __name__)
 

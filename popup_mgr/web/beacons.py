@@ -1,0 +1,158 @@
+"""Blueprint "beacons": POST /api/impression, POST /api/click and GET /c/<token>.
+
+These paths carry nearly all traffic. Each is answered by one function returning a
+fastpath.Answer; the Flask views below and the raw-WSGI front (fastpath.py, where the why is)
+both use it, so there is one behaviour. HTTP only: parse, call ingest.beacons, answer.
+"""
+import json
+import logging
+from urllib.parse import parse_qs
+
+from flask import Blueprint, current_app, render_template, request
+
+from popup_mgr import netaddr, urls
+from popup_mgr.extensions import client_address
+from popup_mgr.ingest import beacons
+from popup_mgr.ingest.errors import ClickNotConfirmed, EventError, IngestUnavailable
+from popup_mgr.web import fastpath
+from popup_mgr.web.fastpath import Answer
+
+bp = Blueprint("beacons", __name__)
+log = logging.getLogger(__name__)
+
+NO_STORE = ("Cache-Control", "no-store")
+BEACON_PATHS = {"/api/impression": "impression", "/api/click": "click"}
+
+
+def beacon_answer(app, kind, content_length, stream, visitor):
+    """Answer for POST /api/impression or /api/click: 204 / 200 only after the commit."""
+    body = _read_limited(content_length, stream)
+    if body is None:
+        return fastpath.error_answer(413, "body too large")
+    try:
+        beacon = beacons.parse_beacon(body)
+        if kind == "impression":
+            beacons.record_impression(app, beacon, visitor)
+            return Answer(204, [NO_STORE])
+        result = beacons.record_click(app, beacon, visitor)
+    except EventError as exc:
+        return fastpath.error_answer(400, str(exc))
+    except IngestUnavailable as exc:
+        return fastpath.unavailable_answer(exc)
+    payload = json.dumps({"click_id": result.click_id, "redirect_url": result.redirect_url}).encode()
+    return Answer(200, [NO_STORE, ("Content-Type", "application/json")], payload)
+
+
+def _read_limited(content_length, stream):
+    """The body, or None when it is over MAX_BEACON_BYTES (read at most one byte more, so a
+    body without Content-Length cannot be large either)."""
+    if content_length is not None and content_length > beacons.MAX_BEACON_BYTES:
+        return None
+    body = stream.read(beacons.MAX_BEACON_BYTES + 1)
+    return None if len(body) > beacons.MAX_BEACON_BYTES else body
+
+
+def click_answer(app, token, event_ids, uncounted, visitor):
+    """302 for GET|HEAD /c/<token>, or a str: the reason for the "bad link" page (400).
+
+    HEAD and prefetches (uncounted) redirect without counting: no visitor has clicked yet."""
+    try:
+        if uncounted:
+            return _redirect_answer(beacons.uncounted_click_url(app, token))
+        event_id = _valid_event_id(event_ids)
+        return _redirect_answer(beacons.record_click(app, beacons.Beacon(token, event_id), visitor).redirect_url)
+    except EventError as exc:
+        return str(exc)
+    except IngestUnavailable as exc:
+        # The visitor clicked: losing them costs more than losing one count. The network still
+        # gets a click id (the queued one when there is one), and a conversion for a click id we
+        # never stored is kept as unattributed.
+        log.warning("click not confirmed, redirecting anyway: %s", exc)
+        if isinstance(exc, ClickNotConfirmed):
+            return _redirect_answer(exc.redirect_url)
+        try:
+            return _redirect_answer(beacons.uncounted_click_url(app, token))
+        except (EventError, IngestUnavailable):
+            return fastpath.unavailable_answer(exc)
+
+
+def _valid_event_id(values):
+    """The one valid e= value, else an event id made here (the click still counts once)."""
+    if len(values) == 1:
+        try:
+            return beacons.check_event_id(values[0])
+        except EventError:
+            pass
+    return beacons.new_event_id()
+
+
+def _redirect_answer(url):
+    if urls.url_problem(url):
+        # Only campaign links validated as http(s) are stored; anything else is never followed.
+        return "offer link unavailable"
+    return Answer(302, [("Location", url), ("Cache-Control", "no-store, private"),
+                        ("Referrer-Policy", "no-referrer")])
+
+
+def is_prefetch(headers):
+    """headers: a mapping with .get (Flask headers, or fastpath.EnvironHeaders)."""
+    purpose = (headers.get("Sec-Purpose") or headers.get("Purpose") or "").lower()
+    return purpose.startswith("prefetch") or (headers.get("X-Moz") or "").lower() == "prefetch"
+
+
+@bp.post("/api/impression")
+def impression():
+    return fastpath.flask_response(beacon_answer(current_app, "impression", request.content_length, request.stream, _visitor()))
+
+
+@bp.post("/api/click")
+def click():
+    return fastpath.flask_response(beacon_answer(current_app, "click", request.content_length, request.stream, _visitor()))
+
+
+# path: + merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
+@bp.route("/c/<path:token>", methods=["GET", "HEAD"], merge_slashes=False)
+def click_redirect(token):
+    uncounted = request.method == "HEAD" or is_prefetch(request.headers)
+    answer = click_answer(current_app, token, request.args.getlist("e"), uncounted, _visitor())
+    if isinstance(answer, str):
+        return bad_link_page(answer)
+    return fastpath.flask_response(answer)
+
+
+def bad_link_page(reason):
+    response = current_app.make_response((render_template("bad_link.html", reason=reason), 400))
+    response.headers["X-Popup-Reason"] = reason
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _visitor():
+    return beacons.Visitor(client_address(), request.headers.get("User-Agent", ""))
+
+
+def _fast_beacon(app, environ, _rest):
+    try:
+        content_length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        return fastpath.error_answer(400, "bad Content-Length")
+    return beacon_answer(app, BEACON_PATHS[environ["PATH_INFO"]], None if content_length < 0 else content_length,
+                         environ["wsgi.input"], _environ_visitor(app, environ))
+
+
+def _fast_click(app, environ, token):
+    uncounted = environ["REQUEST_METHOD"] == "HEAD" or is_prefetch(fastpath.EnvironHeaders(environ))
+    event_ids = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).get("e", [])
+    answer = click_answer(app, token, event_ids, uncounted, _environ_visitor(app, environ))
+    return None if isinstance(answer, str) else answer      # None: Flask renders the bad-link page
+
+
+def _environ_visitor(app, environ):
+    ip = netaddr.client_ip(app.config, environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
+    return beacons.Visitor(ip, environ.get("HTTP_USER_AGENT", ""))
+
+
+def register_fast_paths(app):
+    for path in BEACON_PATHS:
+        fastpath.register(app, ("POST",), _fast_beacon, path=path)
+    fastpath.register(app, ("GET", "HEAD"), _fast_click, prefix="/c/")

@@ -1,0 +1,39 @@
+"""Blueprint "postback": GET or POST /api/postback, called by the network for each conversion.
+HTTP only: check the caller, parse, call ingest.conversions, answer."""
+from flask import Blueprint, current_app, jsonify, request
+
+from popup_mgr import netaddr
+from popup_mgr.extensions import client_address
+from popup_mgr.ingest import conversions
+from popup_mgr.ingest.errors import EventError, IngestUnavailable, PostbackRejected
+from popup_mgr.web import fastpath
+
+bp = Blueprint("postback", __name__)
+
+
+@bp.route("/api/postback", methods=["GET", "POST"])
+def postback():
+    if request.method == "HEAD":      # Flask adds HEAD to GET routes; a HEAD must not write money
+        return fastpath.flask_response(fastpath.error_answer(405, "use GET or POST"))
+    params = request.args if request.method == "GET" else request.values
+    try:
+        _check_caller(params)
+    except PostbackRejected as exc:
+        return fastpath.flask_response(fastpath.error_answer(403, str(exc)))
+    try:
+        result = conversions.record_conversion(current_app, conversions.parse_postback(params))
+    except EventError as exc:
+        return fastpath.flask_response(fastpath.error_answer(400, str(exc)))
+    except IngestUnavailable as exc:
+        return fastpath.flask_response(fastpath.unavailable_answer(exc))
+    response = jsonify(result.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_caller(params):
+    """The caller's IP must be in POPUP_POSTBACK_ALLOWED_IPS (when set) and the secret right."""
+    allowed = netaddr.parse_networks(current_app.config.get("POSTBACK_ALLOWED_IPS"))
+    if allowed and not netaddr.ip_in(client_address(), allowed):
+        raise PostbackRejected("caller IP not allowed")
+    conversions.check_postback_secret(current_app, params)
