@@ -106,3 +106,29 @@ def test_transaction_rolls_back_on_error(db):
             db.execute("INSERT INTO settings (key, value, updated_at) VALUES ('k', 'v', 'now')")
             raise RuntimeError("boom")
     assert db.execute("SELECT count(*) FROM settings WHERE key = 'k'").fetchone()[0] == 0
+
+
+def test_numbered_migrations_run_once_in_order_and_a_failing_one_changes_nothing(tmp_path, monkeypatch):
+    """Real migration files run: each in its own transaction, in number order, once; one that
+    fails leaves the database at the version before it, with none of its statements applied."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    path = tmp_path / "popup.db"
+    database.migrate(path)                        # fresh: the current schema, no migration files
+    base = database.latest_version()
+    monkeypatch.setattr(database, "MIGRATIONS_DIR", folder)
+    (folder / f"{base + 1:04d}_add_note.sql").write_text("ALTER TABLE properties ADD COLUMN note TEXT;\n")
+    (folder / f"{base + 2:04d}_fill_note.sql").write_text("UPDATE properties SET note = 'n-' || code;\n")
+    assert database.migrate(path) == [base + 1, base + 2]
+    assert database.migrate(path) == []           # idempotent
+    (folder / f"{base + 3:04d}_broken.sql").write_text(
+        "UPDATE properties SET note = 'lost';\nINSERT INTO no_such_table VALUES (1);\n")
+    with pytest.raises(sqlite3.OperationalError):
+        database.migrate(path)
+    conn = database.connect(path)
+    try:
+        assert database.schema_version(conn) == base + 2
+        assert {row[0] for row in conn.execute("SELECT note FROM properties")} == {
+            f"n-{code}" for code, _ in database.DEFAULT_PROPERTIES}
+    finally:
+        conn.close()

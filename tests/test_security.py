@@ -8,7 +8,8 @@ import re
 import pytest
 from werkzeug.routing import IntegerConverter
 
-from popup_mgr import campaigns, create_app
+from popup_mgr import campaigns, create_app, users
+from popup_mgr import db as database
 from popup_mgr.web import http as web
 from popup_mgr.web import security
 from tests.helpers import ADMIN_PASSWORD, TEST_SECRET, csrf_token
@@ -89,12 +90,26 @@ def test_csrf_token_in_htmx_header_is_accepted(admin_client, db, seeded):
     assert db.execute("SELECT active FROM campaigns WHERE id = 1").fetchone()[0] == 0
 
 
-def test_get_routes_do_not_change_state(app, admin_client, db, seeded):
+@pytest.mark.parametrize("postback_secret", ["from-the-environment-0123456789", None])
+def test_get_routes_do_not_change_state(tmp_path, postback_secret):
+    """Also without POPUP_POSTBACK_SECRET, where the secret is stored in the database: showing
+    the postback page must not be what creates it."""
+    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "popup.db"), "SECRET_KEY": TEST_SECRET,
+                      "POSTBACK_SECRET": postback_secret})
+    db = database.connect(app.config["DATABASE"])
+    admin = users.create_user(db, "mike", ADMIN_PASSWORD)
+    with app.app_context():
+        campaigns.create(db, {"tune_campaign_id": 1, "name": "Seed", "display_title": "Seed",
+                              "click_url": "https://t.example/aff_c?offer_id=1"}, "test")
+    admin_client = app.test_client()
+    with admin_client.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = str(admin), True
     before = snapshot(db)
     for _endpoint, _method, path in routes(app, {"GET"}):
         admin_client.get(path, headers={"HX-Request": "true"})
         admin_client.get(path)
     assert snapshot(db) == before
+    db.close()
 
 
 ADMIN_PAGES = ["/login", "/admin/campaigns", "/admin/campaigns/new", "/admin/campaigns/1/edit",

@@ -223,3 +223,4 @@ def test_sustained_ingest_keeps_the_wal_bounded(app, db, tokens):
     # restart would leave well over 16 MB.
     assert os.path.getsize(wal) < 16 * 1024 * 1024
     assert count(db, "impressions") == 3000
+

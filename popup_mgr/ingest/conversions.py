@@ -116,11 +116,11 @@ def record_conversion(app, postback, now_ms=None):
 
 def store(db, postback, now_ms):
     """Record or update one conversion inside the caller's transaction; a ConversionResult."""
-    existing = db.execute("/* conversions.store_conversion */ SELECT * FROM conversions"
+    existing = db.execute("/* conversions.store */ SELECT * FROM conversions"
                           " WHERE transaction_id = ?", (postback.transaction_id,)).fetchone()
     if existing is None:
         row = _new_conversion_row(db, postback, now_ms)
-        db.execute("/* conversions.store_conversion */ INSERT INTO conversions (transaction_id, click_id,"
+        db.execute("/* conversions.store */ INSERT INTO conversions (transaction_id, click_id,"
                    " click_row_id, ts, updated_ts, day, campaign_id, property_id, placement, variant,"
                    " payout_cents, status, is_test) VALUES (:transaction_id, :click_id, :click_row_id,"
                    " :ts, :updated_ts, :day, :campaign_id, :property_id, :placement, :variant,"
@@ -132,7 +132,7 @@ def store(db, postback, now_ms):
         return _result("duplicate", row)
     before = rollups.counts(row)
     row.update(status=postback.status, payout_cents=postback.payout_cents, updated_ts=now_ms)
-    db.execute("/* conversions.store_conversion */ UPDATE conversions SET status = ?, payout_cents = ?,"
+    db.execute("/* conversions.store */ UPDATE conversions SET status = ?, payout_cents = ?,"
                " updated_ts = ? WHERE id = ?", (row["status"], row["payout_cents"], now_ms, row["id"]))
     after = rollups.counts(row)
     _adjust_conversion_rollup(db, row, after[0] - before[0], after[1] - before[1])
@@ -176,13 +176,25 @@ def postback_secret_from_environment(app):
 
 
 def postback_secret(app):
-    """POPUP_POSTBACK_SECRET when set, else the stored secret (created on first use)."""
+    """POPUP_POSTBACK_SECRET when set, else the stored secret (made at start-up: reading it
+    writes nothing, so neither a GET nor a postback flood takes the write lock)."""
     if app.config.get("POSTBACK_SECRET"):
         return app.config["POSTBACK_SECRET"]
-    with database.connection(app.config["DATABASE"], durable=True) as db, database.transaction(db):
-        db.execute("/* conversions.postback_secret */ INSERT OR IGNORE INTO settings (key, value, updated_at)"
+    with database.connection(app.config["DATABASE"]) as db:
+        row = db.execute("/* conversions.postback_secret */ SELECT value FROM settings WHERE key = ?",
+                         (POSTBACK_SECRET_SETTING,)).fetchone()
+    return row["value"] if row else ensure_postback_secret(app.config)
+
+
+def ensure_postback_secret(config):
+    """Store a random postback secret unless one exists (or the environment sets it); returns
+    the secret in force."""
+    if config.get("POSTBACK_SECRET"):
+        return config["POSTBACK_SECRET"]
+    with database.connection(config["DATABASE"], durable=True) as db, database.transaction(db):
+        db.execute("/* conversions.ensure_postback_secret */ INSERT OR IGNORE INTO settings (key, value, updated_at)"
                    " VALUES (?, ?, ?)", (POSTBACK_SECRET_SETTING, _new_secret(), timeutil.iso_now()))
-        return db.execute("/* conversions.postback_secret */ SELECT value FROM settings WHERE key = ?",
+        return db.execute("/* conversions.ensure_postback_secret */ SELECT value FROM settings WHERE key = ?",
                           (POSTBACK_SECRET_SETTING,)).fetchone()["value"]
 
 

@@ -4,7 +4,7 @@ import atexit
 import sqlite3
 
 from popup_mgr import timeutil
-from popup_mgr.ingest import privacy
+from popup_mgr.ingest import conversions, privacy
 from popup_mgr.ingest.writer import GroupCommitWriter
 
 EXTENSION_KEY = "ingest"
@@ -18,10 +18,11 @@ class IngestState:
 
 
 def init_app(app):
-    """Create the app's ingest state and delete expired visitor salts (also done whenever a new
-    day's salt is made)."""
+    """Create the app's ingest state, make sure a postback secret exists, and delete expired
+    visitor salts (also done whenever a new day's salt is made)."""
     ingest = app.extensions[EXTENSION_KEY] = IngestState(app.config)
     atexit.register(ingest.writer.stop)
+    conversions.ensure_postback_secret(app.config)
     try:
         privacy.purge_expired_salts(app.config["DATABASE"], timeutil.now_ms())
     except sqlite3.Error:
