@@ -1,10 +1,20 @@
 """Shared fixtures: an app on a real temporary SQLite file, its clients and a logged-in admin."""
 import pytest
+from flask import template_rendered
 
 from popup_mgr import create_app, users
 from popup_mgr import db as database
+from popup_mgr.extensions import limiter
 from popup_mgr.ingest import state as ingest
-from tests.helpers import ADMIN_PASSWORD, TEST_SECRET
+from tests.helpers import ADMIN_PASSWORD, RENDERED_TEMPLATES, TEST_SECRET
+
+
+def _record_template(_sender, template, **_extra):
+    RENDERED_TEMPLATES.add(template.name)
+
+
+# For every app in this process, also those served to real browsers by tests/browser.
+template_rendered.connect(_record_template, weak=False)
 
 
 @pytest.fixture
@@ -16,6 +26,9 @@ def app(tmp_path):
         "POSTBACK_SECRET": "postback-test-secret",
         "BASE_URL": "http://popup.test",
     })
+    # The limiter's counters live in one in-memory store per process: each test starts with none
+    # (logins made by earlier tests, browser tests included, must not throttle this one's).
+    limiter.reset()
     yield app
     # The writer thread holds a connection to this test's file: commit what is queued and end it.
     ingest.stop(app)

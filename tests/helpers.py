@@ -21,6 +21,9 @@ BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHT
               "Chrome/131.0.0.0 Safari/537.36")
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 _serial = itertools.count(1)
+# Names of the templates rendered during this test run (tests/conftest.py listens; see
+# tests/test_zz_templates.py).
+RENDERED_TEMPLATES = set()
 
 
 # --- campaigns and properties -------------------------------------------------------------------

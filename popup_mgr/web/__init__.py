@@ -1,5 +1,5 @@
 """The HTTP layer: every blueprint and the plumbing around them. Routes parse the request, call
-the domain modules and answer; no SQL here (tests/test_layers.py fails on an `.execute(`).
+the domain modules and answer; no SQL here (tests/test_layers.py fails on a query in web/).
 
 register(app) wires it all, explicitly and in order: HTTP helpers and security headers, the
 blueprints, then the raw-WSGI front for the public hot paths (fastpath.py), which must see every
