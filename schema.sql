@@ -229,7 +229,7 @@ CREATE TABLE tune_sync_runs (
     started_at  TEXT    NOT NULL,
     finished_at TEXT    NOT NULL,
     actor       TEXT    NOT NULL,
-    outcome     TEXT    NOT NULL CHECK (outcome IN ('ok', 'error', 'busy')),
+    outcome     TEXT    NOT NULL CHECK (outcome IN ('ok', 'error')),
     message     TEXT    NOT NULL DEFAULT '',
     result      TEXT    NOT NULL DEFAULT '{}'        -- the sync's JSON answer
 );
