@@ -12,6 +12,7 @@ by a logging filter, and the client's repr leaves the key out.
 import logging
 import re
 import time
+from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
 
@@ -104,6 +105,15 @@ def network_message(response):
         else:
             texts.append(str(error))
     return "; ".join(texts) or "the network reported an error without a message"
+
+
+def network_cents(text):
+    """A money string of the network ("4.5", "4.5000", "12.345") as integer cents, half up.
+    Raises ValueError (decimal.InvalidOperation) for anything else, and for negative amounts."""
+    amount = Decimal(str(text if text not in (None, "") else "0").strip())
+    if amount < 0 or not amount.is_finite():
+        raise ValueError(f"not an amount of money: {text!r}")
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def records(data):

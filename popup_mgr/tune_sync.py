@@ -19,13 +19,13 @@ import html
 import json
 import logging
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import InvalidOperation
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 from popup_mgr import audit, campaigns, leases, money, signals, timeutil
 from popup_mgr import db as database
-from popup_mgr.tune_client import TuneError
+from popup_mgr.tune_client import TuneError, network_cents
 from popup_mgr.urls import url_problem
 
 LEASE_NAME = "tune-sync"
@@ -197,7 +197,7 @@ def parse_offer(record, link, tune_tz):
     image_url = (thumbnail.get("url") or thumbnail.get("thumbnail") or "").strip()
     payout_type = str(offer.get("payout_type") or "")
     try:
-        payout_cents = _cents(offer.get("default_payout")) if payout_type in FLAT_PAYOUT_TYPES else None
+        payout_cents = network_cents(offer.get("default_payout")) if payout_type in FLAT_PAYOUT_TYPES else None
         expires_at = _expiry_utc(offer.get("expiration_date"), tune_tz)
         cap = int(offer.get("conversion_cap") or 0)
     except (InvalidOperation, ValueError) as exc:
@@ -210,14 +210,6 @@ def parse_offer(record, link, tune_tz):
         expires_at=expires_at, conversion_cap=max(cap, 0), click_url=click_url, pixel_url=pixel_url,
         image_url=image_url if image_url and not url_problem(image_url) else "",
         aff_id=int(aff_id) if aff_id.isascii() and aff_id.isdigit() and int(aff_id) > 0 else None), None
-
-
-def _cents(text):
-    """Money string to cents, rounded half up (networks sometimes send 4.5000 or 4.505)."""
-    amount = Decimal(str(text or "0").strip())
-    if amount < 0:
-        raise ValueError(f"negative payout {text}")
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def _expiry_utc(text, tune_tz):
