@@ -48,15 +48,29 @@ def connection(path):
 def reconcile(db, client, first_day, last_day, tune_tz):
     """The contract's reconciliation JSON for first_day..last_day (network days, inclusive).
     Raises TuneError when the network cannot be read."""
+    return compare(db, fetch(client, first_day, last_day), tune_tz)
+
+
+def fetch(client, first_day, last_day):
+    """The network's side of a reconciliation (its stats, and its conversions with a day of margin
+    each side), so that compare() can run again after apply() without asking the network twice."""
     first, last = dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day)
     if last < first:
         raise ValueError("the last day is before the first day")
     margin_first, margin_last = (first - dt.timedelta(days=1)).isoformat(), (last + dt.timedelta(days=1)).isoformat()
     stats = [_tune_stat(row) for row in client.stats(first_day, last_day)]
-    tune_all = {c["transaction_id"]: c for c in (
-        _tune_conversion(row) for row in client.conversions(f"{margin_first} 00:00:00", f"{margin_last} 23:59:59"))
-        if c["transaction_id"]}
-    ours_all = {c["transaction_id"]: c for c in our_conversions(db, margin_first, margin_last, tune_tz)}
+    conversions = [_tune_conversion(row) for row in
+                   client.conversions(f"{margin_first} 00:00:00", f"{margin_last} 23:59:59")]
+    return {"from": first_day, "to": last_day, "margin": (margin_first, margin_last), "stats": stats,
+            "conversions": [c for c in conversions if c["transaction_id"]]}
+
+
+def compare(db, network, tune_tz):
+    """The reconciliation of our ledger against fetch()'s answer."""
+    first_day, last_day = network["from"], network["to"]
+    stats = network["stats"]
+    tune_all = {c["transaction_id"]: dict(c) for c in network["conversions"]}
+    ours_all = {c["transaction_id"]: c for c in our_conversions(db, *network["margin"], tune_tz)}
     for conversion in ours_all.values():
         if conversion["offer_id"] is None and conversion["transaction_id"] in tune_all:
             conversion["offer_id"] = tune_all[conversion["transaction_id"]]["offer_id"]
@@ -285,7 +299,7 @@ def gap_sentence(summary_):
     gap, missing = tune_cents - ours_cents, summary_["missing_in_ours"]
     period = summary_["from"] if summary_["from"] == summary_["to"] else f"{summary_['from']} to {summary_['to']}"
     if gap == 0 and not missing and not summary_["status_mismatches"]:
-        return f"Tune and our records agree for {period}."
+        return f"Tune and we recorded the same revenue for {period}."
     direction = "more" if gap >= 0 else "less"
     sentence = f"Tune reports ${money.format_cents(abs(gap))} {direction} than we recorded for {period}"
     if missing:

@@ -229,4 +229,4 @@ def test_gap_sentence_when_both_agree():
     totals = {"ours": {"revenue": "9.00"}, "tune": {"revenue": "9.00"}}
     assert reconcile.gap_sentence({"from": "2026-11-19", "to": "2026-11-20", "totals": totals,
                                    "missing_in_ours": 0, "status_mismatches": 0}) == \
-        "Tune and our records agree for 2026-11-19 to 2026-11-20."
+        "Tune and we recorded the same revenue for 2026-11-19 to 2026-11-20."
