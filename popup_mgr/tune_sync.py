@@ -108,6 +108,10 @@ def sync(db, client, *, actor=ACTOR, dry_run=False, now=None, tune_tz="America/N
     except TuneError as exc:
         _record_run(db, started, actor, "error", exc.message, {})
         raise
+    except Exception as exc:
+        # The Tune page and the alerts must show any failure, not only the network's.
+        _record_run(db, started, actor, "error", f"{type(exc).__name__}: {exc}", {})
+        raise
     finally:
         leases.release(db, LEASE_NAME, holder)
     _record_run(db, started, actor, "ok", _summary(result), result.as_json() | {"skipped": result.skipped})
@@ -321,7 +325,7 @@ def _apply(db, network, actor, now, tune_tz, result):
         seen.add(row["tune_campaign_id"])
         today = max(network.conversions_today.get(row["tune_campaign_id"], 0),
                     ours_today.get(row["tune_campaign_id"], 0))
-        updated = _update_facts(db, row, offer, actor, now) if offer else _mark_withdrawn(db, row)
+        updated = _update_facts(db, row, offer, actor) if offer else _mark_withdrawn(db, row)
         hold_changed = _set_hold(db, row, hold_reason(offer, now, today), actor, result)
         if updated:
             result.updated.append(row["id"])
@@ -355,6 +359,7 @@ def _create(db, offer, actor, now, conversions_today, result):
     _store_facts(db, campaign_id, offer, approved=True)
     created = campaigns.get(db, campaign_id)
     changes = {field: [None, created[field]] for field in campaigns.FIELDS}
+    changes["network_hold"] = [None, hold]
     changes["reason"] = [None, "new approved offer at the network, inactive until reviewed"]
     audit.record(db, actor, "campaign.create", "campaign", campaign_id, changes)
     result.created.append(campaign_id)
@@ -362,7 +367,7 @@ def _create(db, offer, actor, now, conversions_today, result):
         result.held.append({"campaign_id": campaign_id, "reason": hold})
 
 
-def _update_facts(db, row, offer, actor, now):
+def _update_facts(db, row, offer, actor):
     """Bring payout, links and the offer's facts up to the network's; True when anything changed."""
     columns = {}
     if offer.payout_cents is not None and offer.payout_cents != row["payout_cents"]:

@@ -210,6 +210,18 @@ def test_the_cap_also_counts_our_own_postbacks_before_the_networks_report(db, tu
     assert run(db, client).held == [{"campaign_id": campaign_id, "reason": "today's conversion cap reached (1 a day)"}]
 
 
+def test_campaign_json_shows_the_hold_and_can_be_sent_back_as_it_is(db, tune, client):
+    tune.add_offer(1001, status="paused")
+    run(db, client)
+    campaign = campaign_of(db, 1001)
+    assert campaign["network_hold"] == "offer paused at the network"
+    # network_hold is read-only: a fetched campaign PUT back is accepted and keeps the hold.
+    campaign["network_hold"] = None
+    assert campaigns.update(db, campaign["id"], campaign, "mike")["network_hold"] == "offer paused at the network"
+    assert [a for _, a, c in audit_rows(db, campaign["id"]) if a == "campaign.create"
+            and c["network_hold"] == [None, "offer paused at the network"]]
+
+
 def test_the_admins_pause_is_never_lifted(db, tune, client):
     tune.add_offer(1001, status="paused")
     run(db, client)
