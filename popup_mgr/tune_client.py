@@ -161,15 +161,20 @@ class TuneClient:
 
     def _call_once(self, target, method, query):
         where = f"{target}.{method}"
+        failure = None
         try:
             with httpx.Client(timeout=self.timeout_s, transport=self._transport) as http:
                 answer = http.get(self.api_url, params=query)
         except httpx.TimeoutException:
-            raise TuneError(f"{where}: the network did not answer within {self.timeout_s:g} s",
-                            retryable=True) from None
+            failure = TuneError(f"{where}: the network did not answer within {self.timeout_s:g} s",
+                                retryable=True)
         except httpx.TransportError as exc:
-            raise TuneError(f"{where}: could not reach {redact(self.api_url, self._api_key)}"
-                            f" ({type(exc).__name__})", retryable=True) from None
+            failure = TuneError(f"{where}: could not reach {redact(self.api_url, self._api_key)}"
+                                f" ({type(exc).__name__})", retryable=True)
+        if failure is not None:
+            # Raised outside the except block: httpx's exception (its request URL holds the key)
+            # must not travel along as __context__ into tracebacks and error reporters.
+            raise failure
         return self._data(where, answer)
 
     def _data(self, where, answer):

@@ -115,6 +115,7 @@ def test_an_unreachable_network_fails_after_retries_without_the_key(sleeps):
         client.approved_offers()
     assert "could not reach http://127.0.0.1:9/Apiv3/json" in str(caught.value)
     assert API_KEY not in str(caught.value) and len(sleeps) == 1
+    assert caught.value.__context__ is None and caught.value.__cause__ is None   # no httpx request along
 
 
 def test_an_answer_that_is_not_an_envelope_is_an_error(httpserver, sleeps):
