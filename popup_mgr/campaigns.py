@@ -24,7 +24,7 @@ FIELDS = ("tune_campaign_id", "aff_id", "name", "display_title", "tagline", "des
           "cta_text", "image_url", "click_url", "impression_pixel_url", "active", "priority",
           "notes", "payout", "subid_param", "properties", "start_at", "end_at")
 # Shown by the API and ignored on input, so a fetched campaign can be sent back as it is.
-READ_ONLY = ("id", "performance_score", "created_at", "updated_at")
+READ_ONLY = ("id", "performance_score", "created_at", "updated_at", "network_hold")
 REQUIRED = ("tune_campaign_id", "name", "display_title", "click_url")
 DEFAULTS = {"aff_id": None, "tagline": "", "description": "", "cta_text": "View Offer",
             "image_url": "", "impression_pixel_url": "", "active": True, "priority": 5,
@@ -310,6 +310,8 @@ def _public(row, codes):
     campaign["performance_score"] = row["performance_score"]
     campaign["created_at"] = row["created_at"]
     campaign["updated_at"] = row["updated_at"]
+    # Set and lifted by the Tune sync only (null, or why the network stops it being served).
+    campaign["network_hold"] = row["network_hold"]
     return campaign
 
 

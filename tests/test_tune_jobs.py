@@ -1,0 +1,77 @@
+"""The one-call entry points the CLI, the admin and the server's schedule use, on the app's own
+database and settings, against the stand-in network."""
+import datetime as dt
+import logging
+
+import pytest
+
+from popup_mgr import tune_jobs, tune_settings
+from popup_mgr import db as database
+from tune_standin import API_KEY, NETWORK_ID, TuneStandin
+
+
+@pytest.fixture
+def tune(httpserver):
+    return TuneStandin(httpserver)
+
+
+@pytest.fixture
+def connected(app, tune):
+    tune_jobs.save_settings(app, "mike", network_id=NETWORK_ID, api_key=API_KEY, api_url=tune.url,
+                            tz="America/New_York")
+    return app
+
+
+def test_nothing_is_sent_before_tune_is_configured(app, tune):
+    assert tune_jobs.test_connection(app) == (False, "Tune is not connected: set the network id and the API key.")
+    with pytest.raises(tune_jobs.NotConfigured):
+        tune_jobs.sync_now(app)
+    with pytest.raises(tune_jobs.NotConfigured):
+        tune_jobs.reconcile_days(app, "2026-11-20", "2026-11-20")
+    assert tune.calls == []
+
+
+def test_a_changed_app_secret_is_reported_and_nothing_is_sent(connected, tune):
+    connected.config["SECRET_KEY"] = "a-completely-different-app-secret-0123456789"
+    ok, message = tune_jobs.test_connection(connected)
+    assert not ok and message == tune_settings.KEY_UNREADABLE and tune.calls == []
+
+
+def test_sync_and_reconcile_through_the_app(connected, tune, caplog):
+    caplog.set_level(logging.DEBUG)
+    tune.add_offer(1001, cap=1)
+    tune.add_conversion("tx-1", 1001, "2026-11-20 12:00:00", click_id="no-such-click")
+    tune.add_stat("2026-11-20", 1001, clicks=3, conversions=1, payout="4.50")
+
+    assert tune_jobs.test_connection(connected) == (True, f"Connected to network {NETWORK_ID}. 1 approved offer.")
+    tune.fail_next("rate_limit", method="findMyApprovedOffers")       # retried by the sync
+    result = tune_jobs.sync_now(connected, actor="mike", backoff_s=0)
+    done = tune_jobs.reconcile_days(connected, "2026-11-20", "2026-11-20", apply=True, actor="mike")
+    again = tune_jobs.reconcile_days(connected, "2026-11-20", "2026-11-20", apply=True, actor="mike")
+
+    assert len(result.created) == 1
+    assert [c["transaction_id"] for c in done["report"]["missing_in_ours"]] == ["tx-1"]
+    assert done["applied"] == {"recorded": ["tx-1"], "updated": [], "unchanged": 0}
+    assert done["after"]["missing_in_ours"] == [] and again["applied"]["recorded"] == []
+    last = tune_jobs.last_results(connected)
+    assert last["last_sync"]["outcome"] == "ok" and last["pending_review"][0]["tune_campaign_id"] == 1001
+    assert last["last_reconciliation"]["missing_in_ours"] == 0
+    assert last["reconciliation_sentence"] == "Tune and we recorded the same revenue for 2026-11-20."
+    # Nothing we log carries the key (the stand-in's own access log is the network's, not ours).
+    assert API_KEY not in "\n".join(r.getMessage() for r in caplog.records if r.name != "werkzeug")
+
+
+def test_yesterday_is_the_networks_yesterday(connected):
+    # 03:00 UTC on the 21st is still the 20th in New York.
+    assert tune_jobs.yesterday(connected, dt.datetime(2026, 11, 21, 3, 0, tzinfo=dt.timezone.utc)) == "2026-11-19"
+
+
+def test_the_sync_lease_is_shared_with_other_processes(connected, tune):
+    conn = database.connect(connected.config["DATABASE"])
+    try:
+        from popup_mgr import leases, tune_sync
+        assert leases.acquire(conn, tune_sync.LEASE_NAME, "server-process", 60)
+    finally:
+        conn.close()
+    with pytest.raises(tune_jobs.tune_sync.SyncBusy):
+        tune_jobs.sync_now(connected)
