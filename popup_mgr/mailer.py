@@ -23,6 +23,7 @@ import smtplib
 import socket
 import ssl
 import urllib.parse
+import email.policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -30,6 +31,9 @@ from popup_mgr import alert_settings
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 DEFAULT_TIMEOUT_S = 10.0
+# Header lines up to RFC 5322's hard limit: folding a subject at 78 characters can put it all on
+# a continuation line ("Subject:\n [popup_mgr] ..."), which some readers show with a leading space.
+POLICY = email.policy.default.clone(max_line_length=998)
 
 
 class MailError(RuntimeError):
@@ -110,7 +114,7 @@ def server(config):
 
 def build_message(sender, to, subject, text, html=None):
     """A text e-mail, or text + HTML alternatives when html is given."""
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Subject"] = subject
