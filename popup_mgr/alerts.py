@@ -342,20 +342,26 @@ def evaluate(db, now, config, send, *, backup_outcome=None, tune_outcomes=None):
     now: an aware datetime. send: callable(subject, text) that raises on failure, or None when
     mail is not configured. backup_outcome: callable returning the backup job's last outcome;
     tune_outcomes: callable returning the recent Tune sync outcomes, newest first (rules whose
-    input is not given do not run and leave their incidents as they are).
-    Returns {"opened": [incident], "cleared": [incident]}.
+    input is not given do not run and leave their incidents as they are; a rule that fails is
+    logged and skipped the same way).
+    Returns {"opened": [incident], "cleared": [incident], "errors": ["rule: message"]}.
     """
     ctx = Context(now=now, now_ms=int(now.timestamp() * 1000),
                   tz=ZoneInfo(config.get("BUSINESS_TZ", "America/New_York")), config=config,
                   backup_outcome=backup_outcome, tune_outcomes=tune_outcomes)
-    findings = {}
+    findings, errors = {}, []
     for rule in RULES:
-        result = rule(db, ctx)
+        try:
+            result = rule(db, ctx)
+        except Exception as exc:  # noqa: BLE001 - one broken rule (or input) must not silence the others
+            log.exception("alert rule %s failed", rule.__name__)
+            errors.append(f"{rule.__name__}: {exc}"[:300])
+            continue
         if result is not None:
             findings[rule.__name__] = result
     changes = apply(db, findings, timeutil.iso_utc(now))
     notify(db, now, config, send)
-    return changes
+    return {**changes, "errors": errors}
 
 
 def apply(db, findings, at):
@@ -488,4 +494,5 @@ def job(app_config, now=None, *, backup_outcome=None, tune_outcomes=None):
                            backup_outcome=backup_outcome, tune_outcomes=tune_outcomes)
         still_open = len(incidents(db, open_only=True, limit=1000))
     return (f"{len(changes['opened'])} opened, {len(changes['cleared'])} cleared, {still_open} open"
-            + "".join(f"; opened: {i['summary']}" for i in changes["opened"][:3]))
+            + "".join(f"; opened: {i['summary']}" for i in changes["opened"][:3])
+            + "".join(f"; rule failed: {e}" for e in changes["errors"]))

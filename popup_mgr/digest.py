@@ -15,7 +15,7 @@ import html
 
 from popup_mgr import alert_settings, mailer, reports, timeutil
 from popup_mgr import db as database
-from popup_mgr.money import format_cents, parse_cents
+from popup_mgr.money import parse_cents
 
 TOP_CAMPAIGNS = 5
 LAST_SENT_KEY = "digest.last_sent_day"
@@ -89,12 +89,12 @@ def _scope(day):
 
 def reconciliation_gap(reconciliation, day):
     """What the reconciliation callable says about `day`, as
-    {"ours", "tune" (revenue strings), "conversions_ours", "conversions_tune", "missing_in_ours",
+    {"ours_cents", "tune_cents" (revenue), "conversions_ours", "conversions_tune", "missing_in_ours",
     "missing_in_tune", "status_mismatches"}, or {"error": message} when it failed."""
     try:
         answer = reconciliation(day, day)
         ours, tune = answer["totals"]["ours"], answer["totals"]["tune"]
-        return {"ours": ours["revenue"], "tune": tune["revenue"],
+        return {"ours_cents": parse_cents(ours["revenue"]), "tune_cents": parse_cents(tune["revenue"]),
                 "conversions_ours": ours["conversions"], "conversions_tune": tune["conversions"],
                 "missing_in_ours": len(answer.get("missing_in_ours", [])),
                 "missing_in_tune": len(answer.get("missing_in_tune", [])),
@@ -134,15 +134,11 @@ def _cells(row):
 def _gap_lines(gap):
     if "error" in gap:
         return [f"Reconciliation with Tune failed: {gap['error']}"]
-    difference = _decimal_difference(gap["ours"], gap["tune"])
-    return [f"Revenue: ours ${gap['ours']}, Tune ${gap['tune']} (gap ${difference});"
+    ours, tune = gap["ours_cents"], gap["tune_cents"]
+    return [f"Revenue: ours {show_money(ours)}, Tune {show_money(tune)} (gap {show_money(ours - tune)});"
             f" conversions: ours {gap['conversions_ours']}, Tune {gap['conversions_tune']}.",
             f"Missing here: {gap['missing_in_ours']}; missing at Tune: {gap['missing_in_tune']};"
             f" status differs: {gap['status_mismatches']}."]
-
-
-def _decimal_difference(ours, tune):
-    return format_cents(parse_cents(ours) - parse_cents(tune))
 
 
 def render_text(day, rows, campaigns, unattributed, gap):

@@ -17,6 +17,7 @@ NOW = dt.datetime(2026, 11, 28, 20, 0, tzinfo=dt.timezone.utc)     # 15:00 in Ne
 TODAY = dt.date(2026, 11, 28)
 MINUTE = dt.timedelta(minutes=1)
 _serial = itertools.count(1)
+NOTHING = {"opened": [], "cleared": [], "errors": []}
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_silent_property_opens_once_and_clears_once(db, config, inbox):
     assert "averaged 12" in watch.body() and "http://popup.test/admin/alerts" in watch.body()
 
     for minutes in (10, 20):
-        assert watch.run(NOW + minutes * MINUTE) == {"opened": [], "cleared": []}
+        assert watch.run(NOW + minutes * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
     impressions_at(db, "mff", campaign, [NOW + 25 * MINUTE])
@@ -148,7 +149,7 @@ def test_silent_property_opens_once_and_clears_once(db, config, inbox):
     assert watch.new_mail() == ["[popup_mgr] CLEARED: mff (ModeFreeFinds): no impressions for 3 h"]
     assert "1 impressions in the last 3 h" in watch.body()
 
-    assert watch.run(NOW + 40 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 40 * MINUTE) == NOTHING
     assert watch.new_mail() == []
     [incident] = alerts.incidents(db)
     assert (incident["opened_at"], incident["closed_at"]) == ("2026-11-28T20:00:00Z", "2026-11-28T20:30:00Z")
@@ -207,16 +208,16 @@ def test_ctr_collapse_opens_once_and_clears_once(db, config, inbox):
     assert "today 2 clicks / 600 impressions" in watch.body()
 
     rollup(db, TODAY, broken, 900, 3)
-    assert watch.run(NOW + 10 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 10 * MINUTE) == NOTHING
     # Recovering but still below half the usual CTR: stays open (no flapping at the threshold).
     rollup(db, TODAY, broken, 1000, 14)
-    assert watch.run(NOW + 20 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 20 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
     rollup(db, TODAY, broken, 1200, 32)
     assert subjects(watch.run(NOW + 30 * MINUTE), "cleared") == [("ctr_collapse", f"campaign:{broken}")]
     assert watch.new_mail() == ["[popup_mgr] CLEARED: campaign 'broken image': CTR 0.33% today vs 3.00% usual"]
-    assert watch.run(NOW + 40 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 40 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
 
@@ -265,13 +266,13 @@ def test_stopped_postbacks_open_once_and_clear_once(db, config, inbox):
     assert "since the last postback (2026-11-28T00:00:00Z)" in watch.body()
 
     clicks_at(db, "mff", campaign, [NOW + MINUTE])
-    assert watch.run(NOW + 5 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 5 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
     postback(db, NOW + 6 * MINUTE)
     assert subjects(watch.run(NOW + 10 * MINUTE), "cleared") == [("postbacks_stopped", "postbacks")]
     assert watch.new_mail() == ["[popup_mgr] CLEARED: no postback for 254 clicks (usually one every 10)"]
-    assert watch.run(NOW + 20 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 20 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
 
@@ -294,7 +295,7 @@ def test_postbacks_not_judged_stopped(db, config, inbox, clicks_since, conversio
 def test_failed_backup_opens_once_and_clears_once(db, config, inbox):
     outcomes = [None]
     watch = Watch(db, config, inbox, backup_outcome=lambda: outcomes[-1])
-    assert watch.run() == {"opened": [], "cleared": []}
+    assert watch.run() == NOTHING
 
     outcomes.append({"ok": False, "message": "disk full"})
     assert subjects(watch.run(), "opened") == [("backup_failed", "backup")]
@@ -306,14 +307,14 @@ def test_failed_backup_opens_once_and_clears_once(db, config, inbox):
     assert subjects(watch.run(NOW + 2 * MINUTE), "cleared") == [("backup_failed", "backup")]
     assert watch.new_mail() == ["[popup_mgr] CLEARED: backup failed: disk full"]
     assert "integrity ok" in watch.body()
-    assert watch.run(NOW + 3 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 3 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
 
 def test_a_rule_without_its_input_leaves_its_incident_alone(db, config, inbox):
     Watch(db, config, inbox, backup_outcome=lambda: {"ok": False, "message": "disk full"}).run()
     # The scheduler did not pass the backup's outcome this time: nothing is known, nothing clears.
-    assert alerts.evaluate(db, NOW + MINUTE, config, None) == {"opened": [], "cleared": []}
+    assert alerts.evaluate(db, NOW + MINUTE, config, None) == NOTHING
     assert [i["rule"] for i in alerts.incidents(db, open_only=True)] == ["backup_failed"]
 
 
@@ -335,7 +336,7 @@ def test_tune_sync_failing_repeatedly_opens_once_and_clears_once(db, config, inb
     assert watch.new_mail() == ["[popup_mgr] CLEARED: Tune sync failed 3 times in a row: Tune: API key rejected (3)"]
     # A single failure after a success is not "repeatedly".
     history.insert(0, {"ok": False, "message": "timeout"})
-    assert watch.run(NOW + 6 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 6 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
 
@@ -366,7 +367,7 @@ def test_broken_image_opens_once_and_clears_once(db, config, inbox):
     image_result(db, campaign, True, NOW + MINUTE)
     assert subjects(watch.run(NOW + MINUTE), "cleared") == [("image_broken", f"campaign:{campaign}")]
     assert watch.new_mail() == ["[popup_mgr] CLEARED: campaign 'sweeps': image does not load (HTTP 404)"]
-    assert watch.run(NOW + 2 * MINUTE) == {"opened": [], "cleared": []}
+    assert watch.run(NOW + 2 * MINUTE) == NOTHING
     assert watch.new_mail() == []
 
 
@@ -468,7 +469,7 @@ def test_job_reports_one_line(app, config, inbox):
 
 
 def test_an_empty_database_raises_nothing(db, config, inbox):
-    assert alerts.evaluate(db, NOW, config, alerts.sender_for(config)) == {"opened": [], "cleared": []}
+    assert alerts.evaluate(db, NOW, config, alerts.sender_for(config)) == NOTHING
     assert inbox.messages == []
 
 
@@ -481,3 +482,13 @@ def test_thresholds_come_from_the_environment(monkeypatch):
     with pytest.raises(alert_settings.SettingError, match="POPUP_ALERT_CTR_MIN_IMPRESSIONS must be a int"):
         alert_settings.get({}, "ALERT_CTR_MIN_IMPRESSIONS")
     assert alert_settings.problems({}) == ["POPUP_ALERT_CTR_MIN_IMPRESSIONS must be a int, not 'many'"]
+
+
+def test_a_failing_rule_does_not_stop_the_others(db, config, inbox, caplog):
+    def broken_outcome():
+        raise OSError("backup directory unreadable")
+    changes = alerts.evaluate(db, NOW, config, alerts.sender_for(config), backup_outcome=broken_outcome,
+                              tune_outcomes=lambda: [(False, "rejected")] * 3)
+    assert subjects(changes, "opened") == [("tune_sync_failing", "tune")]
+    assert changes["errors"] == ["backup_failed: backup directory unreadable"]
+    assert "alert rule backup_failed failed" in caplog.text

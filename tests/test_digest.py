@@ -122,9 +122,9 @@ def test_reconciliation_gap(db, shop, app):
     built = digest.build(db, YESTERDAY, app.config, reconciliation=reconcile)
 
     assert asked == [(YESTERDAY, YESTERDAY)]
-    assert ("Revenue: ours $21.00, Tune $25.50 (gap $-4.50); conversions: ours 3, Tune 4." in built.text)
+    assert ("Revenue: ours $21.00, Tune $25.50 (gap -$4.50); conversions: ours 3, Tune 4." in built.text)
     assert "Missing here: 1; missing at Tune: 0; status differs: 0." in built.text
-    assert "gap $-4.50" in built.html
+    assert "gap -$4.50" in built.html
 
 
 def test_a_failing_reconciliation_does_not_stop_the_digest(db, shop, app):
