@@ -14,12 +14,12 @@ from popup_mgr import db as database
 SETTINGS = {
     # Mail.
     "SMTP_URL": ("", "SMTP server, e.g. smtp+starttls://user:password@smtp.example.com:587 "
-                     "(see mailer.parse_smtp_url); empty = no e-mail is sent"),
+                     "(smtp://, smtp+starttls:// or smtps://); empty = no e-mail is sent"),
     "ALERT_TO": ("", "alert and digest recipients, separated by commas"),
     # A property that had traffic goes silent.
     "ALERT_SILENT_HOURS": (3.0, "hours without a human impression before a property counts as silent"),
-    "ALERT_SILENT_MIN_EXPECTED": (10.0, "impressions the same hours of the previous 7 days averaged "
-                                        "at least this many, so that silence is unlikely by chance"),
+    "ALERT_SILENT_MIN_EXPECTED": (10.0, "the same hours of the previous 7 days must have averaged at least "
+                                        "this many impressions, else silence can be chance"),
     # A campaign's CTR collapses against its own 7-day baseline.
     "ALERT_CTR_MIN_IMPRESSIONS": (500, "impressions today before today's CTR is judged"),
     "ALERT_CTR_RATIO": (0.30, "alert when today's CTR is below this fraction of the 7-day CTR"),
@@ -29,7 +29,7 @@ SETTINGS = {
                                "which the drop is not bad luck"),
     # Postbacks stop while clicks go on.
     "ALERT_POSTBACK_MIN_CLICKS": (200, "human clicks since the last postback before it counts as stopped"),
-    "ALERT_POSTBACK_FACTOR": (3.0, "...and more than this many times the usual clicks per conversion"),
+    "ALERT_POSTBACK_FACTOR": (3.0, "and those clicks must be more than this many times the usual clicks per conversion"),
     "ALERT_POSTBACK_BASELINE_DAYS": (30, "days of history for the usual clicks per conversion"),
     "ALERT_POSTBACK_BASELINE_MIN_CONVERSIONS": (10, "conversions in those days for a usable baseline"),
     # Tune sync and image checks.

@@ -5,6 +5,7 @@ import decimal
 import itertools
 import logging
 import math
+from pathlib import Path
 
 import pytest
 
@@ -492,3 +493,9 @@ def test_a_failing_rule_does_not_stop_the_others(db, config, inbox, caplog):
     assert subjects(changes, "opened") == [("tune_sync_failing", "tune")]
     assert changes["errors"] == ["backup_failed: backup directory unreadable"]
     assert "alert rule backup_failed failed" in caplog.text
+
+
+def test_every_setting_is_documented():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").read_text()
+    for name, (default, _) in alert_settings.SETTINGS.items():
+        assert f"| `POPUP_{name}` |" in doc, f"POPUP_{name} is not in docs/alerts.md"
