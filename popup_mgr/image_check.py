@@ -62,21 +62,22 @@ def check_url(client, url, limits):
         result = _follow(client, url, limits, deadline)
     except httpx.TimeoutException:
         result = Result(url, False, error=f"no answer within {limits.timeout_s:g} s")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
         result = Result(url, False, error=f"cannot load: {_short(exc)}")
     return dataclasses.replace(result, elapsed_ms=int((time.monotonic() - started) * 1000))
 
 
 def _follow(client, url, limits, deadline):
+    if not _is_http(url):
+        return Result(url, False, error="not an http(s) URL")
     current = url
     for _ in range(limits.max_redirects + 1):
+        with client.stream("GET", current) as response:
+            if response.status_code not in REDIRECTS or "location" not in response.headers:
+                return _judge(url, response, limits, deadline)
+            current = urllib.parse.urljoin(current, response.headers["location"])
         if not _is_http(current):
             return Result(url, False, error=f"redirected to a non-http(s) URL: {current[:200]}")
-        with client.stream("GET", current) as response:
-            if response.status_code in REDIRECTS and "location" in response.headers:
-                current = urllib.parse.urljoin(current, response.headers["location"])
-                continue
-            return _judge(url, response, limits, deadline)
         if time.monotonic() > deadline:
             return Result(url, False, error=f"no answer within {limits.timeout_s:g} s")
     return Result(url, False, error=f"more than {limits.max_redirects} redirects")

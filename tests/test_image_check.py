@@ -88,6 +88,12 @@ def test_redirects_are_followed_to_http_urls_only(client, httpserver):
     assert sum(1 for request, _ in httpserver.log if request.path == "/loop") == 4
 
 
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.png", "javascript:alert(1)", "http:///a.png"])
+def test_only_http_urls_are_fetched(client, url):
+    result = image_check.check_url(client, url, LIMITS)
+    assert not result.ok and result.error == "not an http(s) URL"
+
+
 def test_nobody_listening(client):
     result = image_check.check_url(client, "http://127.0.0.1:9/a.png", LIMITS)
     assert not result.ok and result.error.startswith("cannot load:")
