@@ -10,7 +10,8 @@ not flap off because the data went thin. An open incident whose subject a rule n
 
 Rules and their thresholds (settings in alert_settings.SETTINGS, env POPUP_ALERT_*):
 
-  property_silent  an active property with the popup on has had no human impression for
+  property_silent  an active property with the popup on and an active campaign to show has
+                   had no human impression for
                    ALERT_SILENT_HOURS, while the same hours (wall clock, business time zone) of
                    the previous 7 days averaged at least ALERT_SILENT_MIN_EXPECTED: the script
                    probably fell off a page. Clears at the next impression.
@@ -95,10 +96,15 @@ def ratio(numerator, denominator):
 # --- queries -----------------------------------------------------------------------------------
 
 def watched_properties(db):
-    """Properties whose silence would mean something: active, with the popup on."""
+    """Properties whose silence would mean something: active, with the popup on and at least one
+    active campaign to show (a campaign without property rows runs on every property)."""
     return [dict(r) for r in db.execute(
-        "/* alerts.watched_properties */ SELECT id, code, name FROM properties"
-        " WHERE active = 1 AND popup_enabled = 1 ORDER BY id")]
+        "/* alerts.watched_properties */ SELECT p.id, p.code, p.name FROM properties p"
+        " WHERE p.active = 1 AND p.popup_enabled = 1 AND EXISTS ("
+        "  SELECT 1 FROM campaigns c WHERE c.active = 1 AND ("
+        "   NOT EXISTS (SELECT 1 FROM campaign_properties cp WHERE cp.campaign_id = c.id)"
+        "   OR EXISTS (SELECT 1 FROM campaign_properties cp WHERE cp.campaign_id = c.id AND cp.property_id = p.id)))"
+        " ORDER BY p.id")]
 
 
 def impressions_by_property(db, start_ms, end_ms):

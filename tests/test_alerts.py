@@ -157,6 +157,19 @@ def test_silent_property_opens_once_and_clears_once(db, config, inbox):
     assert (incident["open_mail"], incident["close_mail"]) == ("sent", "sent")
 
 
+def test_a_property_with_nothing_to_show_is_not_watched(db, config, inbox):
+    steady, other = add_campaign(db, "steady"), add_campaign(db, "other")
+    impressions_at(db, "mff", steady, every(NOW - dt.timedelta(days=8), NOW - dt.timedelta(hours=4), 15 * MINUTE))
+    with database.transaction(db):
+        # "other" runs on mmm only; "steady", the one campaign for mff, is paused.
+        db.execute("INSERT INTO campaign_properties VALUES (?, ?)", (other, property_id(db, "mmm")))
+        db.execute("UPDATE campaigns SET active = 0 WHERE id = ?", (steady,))
+    assert alerts.evaluate(db, NOW, config, None) == NOTHING
+    with database.transaction(db):
+        db.execute("INSERT INTO campaign_properties VALUES (?, ?)", (other, property_id(db, "mff")))
+    assert subjects(alerts.evaluate(db, NOW, config, None), "opened") == [("property_silent", "property:mff")]
+
+
 def test_silence_is_judged_against_the_same_local_hours_across_dst(db, config, inbox):
     """Traffic comes at 14:10 New York time every day; DST ended on 2026-11-01. Judged at 14:50
     on 2026-11-03 with a 1-hour window, the days before the change count only if the window
