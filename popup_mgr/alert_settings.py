@@ -29,7 +29,8 @@ SETTINGS = {
                                "which the drop is not bad luck"),
     # Postbacks stop while clicks go on.
     "ALERT_POSTBACK_MIN_CLICKS": (200, "human clicks since the last postback before it counts as stopped"),
-    "ALERT_POSTBACK_FACTOR": (3.0, "and those clicks must be more than this many times the usual clicks per conversion"),
+    "ALERT_POSTBACK_FACTOR": (3.0, "and those clicks must be more than this many times the usual "
+                                   "clicks per conversion"),
     "ALERT_POSTBACK_BASELINE_DAYS": (30, "days of history for the usual clicks per conversion"),
     "ALERT_POSTBACK_BASELINE_MIN_CONVERSIONS": (10, "conversions in those days for a usable baseline"),
     # Tune sync and image checks.

@@ -155,7 +155,8 @@ def send(config, subject, text, html=None):
 def _connect(smtp):
     context = ssl.create_default_context(cafile=smtp.cafile or None)
     if smtp.security == "tls":
-        return smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+        return smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context,
+                                local_hostname=_local_name())
     connection = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout, local_hostname=_local_name())
     if smtp.security == "starttls":
         try:

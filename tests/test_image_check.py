@@ -37,8 +37,10 @@ def test_an_image_passes(client, httpserver):
 @pytest.mark.parametrize("respond, error", [
     (lambda r: r.respond_with_data(PNG, status=404, content_type="image/png"), "HTTP 404"),
     (lambda r: r.respond_with_data(PNG, status=500, content_type="image/png"), "HTTP 500"),
-    (lambda r: r.respond_with_data("<html>gone</html>", content_type="text/html"), "not an image (Content-Type text/html)"),
-    (lambda r: r.respond_with_response(Response(PNG, headers={"Content-Type": ""})), "not an image (Content-Type missing)"),
+    (lambda r: r.respond_with_data("<html>gone</html>", content_type="text/html"),
+     "not an image (Content-Type text/html)"),
+    (lambda r: r.respond_with_response(Response(PNG, headers={"Content-Type": ""})),
+     "not an image (Content-Type missing)"),
     (lambda r: r.respond_with_data(b"", content_type="image/png"), "empty answer"),
     (lambda r: r.respond_with_data(b"x" * 10_001, content_type="image/jpeg"), "larger than 10000 bytes (10001)"),
 ])
