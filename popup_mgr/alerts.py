@@ -230,8 +230,9 @@ def _ctr_finding(campaign, today, baseline, ctx):
     base_ctr, ctr = min(base_clicks / base_imps, 1.0), min(clicks / imps, 1.0)
     figures = (f"today {clicks} clicks / {imps} impressions = CTR {ctr:.2%};"
                f" previous {BASELINE_DAYS} days {base_clicks} / {base_imps} = {base_ctr:.2%}")
-    chance = poisson_cdf(clicks, imps * base_ctr)
-    if ctr < ctx.setting("ALERT_CTR_RATIO") * base_ctr and chance < ctx.setting("ALERT_CTR_MAX_P"):
+    # The Poisson tail costs one term per click: only worth computing once the CTR looks low.
+    chance = poisson_cdf(clicks, imps * base_ctr) if ctr < ctx.setting("ALERT_CTR_RATIO") * base_ctr else 1.0
+    if chance < ctx.setting("ALERT_CTR_MAX_P"):
         return Finding("ctr_collapse", subject, FIRING,
                        f"campaign {campaign['name']!r}: CTR {ctr:.2%} today vs {base_ctr:.2%} usual",
                        f"{figures} (chance {chance:.1e}). Usually a broken image or a changed offer:"
