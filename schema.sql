@@ -55,7 +55,11 @@ CREATE TABLE campaigns (
     notes                TEXT    NOT NULL DEFAULT '',
     created_by           TEXT,
     created_at           TEXT    NOT NULL,
-    updated_at           TEXT    NOT NULL
+    updated_at           TEXT    NOT NULL,
+    -- Why the network stops the campaign from being served (NULL = no hold): the offer is not
+    -- active, has expired, is no longer approved, or today's conversion cap is reached. Set and
+    -- lifted only by the Tune sync; independent of `active`, which is the admin's own switch.
+    network_hold         TEXT
 );
 
 -- Which properties a campaign runs on. No rows for a campaign = it runs on all properties.
@@ -206,11 +210,6 @@ CREATE TABLE ab_tests (
 );
 
 -- 0002_tune: Tune (HasOffers) sync and reconciliation (same DDL as the migration).
--- Why the network stops a campaign from being served (NULL = no hold): the offer is not active,
--- has expired, is no longer approved, or today's conversion cap is reached. Set and lifted only by
--- the sync; independent of `active`, which is the admin's own switch.
-ALTER TABLE campaigns ADD COLUMN network_hold TEXT;
-
 -- The network's last known facts about each synced offer, beside the campaign made from it.
 CREATE TABLE tune_offers (
     campaign_id    INTEGER PRIMARY KEY REFERENCES campaigns (id),
@@ -248,4 +247,39 @@ CREATE TABLE tune_reconciliations (
     first_day  TEXT NOT NULL,
     last_day   TEXT NOT NULL,
     summary    TEXT NOT NULL                         -- JSON: totals and the number of each difference
+
+-- Alerts (migration 0005).
+-- One row per incident. At most one open incident per (rule, subject); a cleared one keeps its
+-- row, so the Alerts page can list past incidents. open_mail / close_mail: NULL while the mail
+-- is still to be sent, else what became of it ('sent', 'not configured', 'gave up').
+CREATE TABLE incidents (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT NOT NULL,                       -- e.g. property_silent, ctr_collapse
+    subject     TEXT NOT NULL,                       -- what it is about, e.g. property:mff, campaign:12
+    summary     TEXT NOT NULL,                       -- one line, as in the alert mail's subject
+    details     TEXT NOT NULL DEFAULT '',            -- the figures that opened it
+    opened_at   TEXT NOT NULL,
+    closed_at   TEXT,
+    clear_details TEXT NOT NULL DEFAULT '',          -- the figures that cleared it
+    open_mail   TEXT,
+    close_mail  TEXT,
+    mail_error  TEXT                                 -- the last failure to send, while retried
+);
+CREATE UNIQUE INDEX incidents_open ON incidents (rule, subject) WHERE closed_at IS NULL;
+CREATE INDEX incidents_opened_at ON incidents (opened_at);
+
+-- The latest check of each campaign's image_url (click and pixel URLs are never fetched: the
+-- network would count them). failures counts consecutive failed checks of the same URL.
+CREATE TABLE image_checks (
+    campaign_id  INTEGER PRIMARY KEY REFERENCES campaigns (id),
+    url          TEXT    NOT NULL,
+    checked_at   TEXT    NOT NULL,
+    ok           INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    status       INTEGER,                            -- HTTP status of the last answer, if any
+    content_type TEXT    NOT NULL DEFAULT '',
+    bytes        INTEGER NOT NULL DEFAULT 0,
+    elapsed_ms   INTEGER NOT NULL DEFAULT 0,
+    error        TEXT    NOT NULL DEFAULT '',        -- why the check failed; '' when ok
+    failures     INTEGER NOT NULL DEFAULT 0,
+    last_ok_at   TEXT
 );
