@@ -247,6 +247,7 @@ CREATE TABLE tune_reconciliations (
     first_day  TEXT NOT NULL,
     last_day   TEXT NOT NULL,
     summary    TEXT NOT NULL                         -- JSON: totals and the number of each difference
+);
 
 -- Alerts (migration 0005).
 -- One row per incident. At most one open incident per (rule, subject); a cleared one keeps its

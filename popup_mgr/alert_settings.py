@@ -5,10 +5,8 @@ Each setting NAME is read from the app's configuration key NAME when present (so
 its default below. A value that cannot be read as the default's type is an error, never
 silently replaced: a threshold typed wrong should not turn an alert off.
 """
-import contextlib
 import os
 
-from popup_mgr import db as database
 
 # name: (default, meaning). The type of the default is the type of the setting.
 SETTINGS = {
@@ -89,13 +87,3 @@ def problems(config, environ=os.environ):
         except SettingError as exc:
             found.append(str(exc))
     return found
-
-
-@contextlib.contextmanager
-def database_of(config):
-    """A connection of its own to the app's database, for a scheduled job (not a request)."""
-    db = database.connect(config["DATABASE"])
-    try:
-        yield db
-    finally:
-        db.close()

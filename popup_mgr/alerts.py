@@ -496,7 +496,7 @@ def sender_for(config):
 def job(app_config, now=None, *, backup_outcome=None, tune_outcomes=None):
     """Scheduled job: evaluate the rules; one line saying what changed."""
     now = now or dt.datetime.now(timeutil.UTC)
-    with alert_settings.database_of(app_config) as db:
+    with database.connection(app_config["DATABASE"]) as db:
         changes = evaluate(db, now, app_config, sender_for(app_config),
                            backup_outcome=backup_outcome, tune_outcomes=tune_outcomes)
         still_open = len(incidents(db, open_only=True, limit=1000))

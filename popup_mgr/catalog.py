@@ -4,10 +4,10 @@
 the database per request. A snapshot holds:
 
 * per property: its popup settings, theme, and the servable offers (active campaigns in their
-  schedule, targeted to the property or untargeted), each signed for every placement, with each
-  offer's JSON and the JSON around the offers list serialised once (offers.py only orders and
+  schedule and not held by the network, targeted to the property or untargeted), each signed
+  for every placement, with each offer's JSON and the JSON around the offers list serialised once (offers.py only orders and
   joins the pieces);
-* every campaign's link target (click URL, sub-id parameter, schedule), so a beacon or click
+* every campaign's link target (click URL, sub-id parameter, schedule, network hold), so a beacon or click
   resolves its signed token without a query, also for a campaign paused since it was served;
 * property ids and codes both ways.
 
@@ -47,7 +47,7 @@ def campaign_rows(db):
     return db.execute(
         "/* catalog.campaign_rows */ SELECT c.id, c.display_title, c.tagline, c.description,"
         " c.cta_text, c.image_url, c.impression_pixel_url, c.click_url, c.subid_param, c.priority,"
-        " c.active, c.start_at, c.end_at,"
+        " c.active, c.network_hold, c.start_at, c.end_at,"
         " (SELECT group_concat(cp.property_id) FROM campaign_properties cp"
         "   WHERE cp.campaign_id = c.id) AS property_ids"
         " FROM campaigns c ORDER BY c.id").fetchall()
@@ -57,16 +57,18 @@ def campaign_rows(db):
 
 @dataclass(frozen=True)
 class CampaignTarget:
-    """Where a click on a campaign goes, and whether it is paused at a given time."""
+    """Where a click on a campaign goes, and whether it is paused at a given time (by the admin,
+    its schedule, or a hold the network placed)."""
     id: int
     click_url: str
     subid_param: str
     active: bool
     start_ms: int | None
     end_ms: int | None
+    held: bool = False
 
     def paused(self, now_ms):
-        return (not self.active or (self.start_ms is not None and now_ms < self.start_ms)
+        return (not self.active or self.held or (self.start_ms is not None and now_ms < self.start_ms)
                 or (self.end_ms is not None and now_ms >= self.end_ms))
 
 
@@ -135,7 +137,7 @@ def _offer(row, base_url, secret, property_code, placement, issued_s):
 
 
 def _servable(row, now_iso):
-    return bool(row["active"]) and is_http_url(row["click_url"]) \
+    return bool(row["active"]) and not row["network_hold"] and is_http_url(row["click_url"]) \
         and (row["start_at"] is None or row["start_at"] <= now_iso) \
         and (row["end_at"] is None or row["end_at"] > now_iso)
 
@@ -161,7 +163,7 @@ def _property_offers(prop, servable_rows, base_url, secret, issued_s):
 
 def _campaign_target(row):
     return CampaignTarget(row["id"], row["click_url"], row["subid_param"] or "aff_click_id", bool(row["active"]),
-                          _iso_ms(row["start_at"]), _iso_ms(row["end_at"]))
+                          _iso_ms(row["start_at"]), _iso_ms(row["end_at"]), bool(row["network_hold"]))
 
 
 def _iso_ms(text):

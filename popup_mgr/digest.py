@@ -236,7 +236,7 @@ def job(app_config, now=None, *, reconciliation=None):
     day = yesterday(now, app_config.get("BUSINESS_TZ", "America/New_York"))
     if not mailer.is_configured(app_config):
         return f"digest for {day} not sent: e-mail is not configured"
-    with alert_settings.database_of(app_config) as db:
+    with database.connection(app_config["DATABASE"]) as db:
         if last_sent_day(db) == day.isoformat():
             return f"digest for {day} already sent"
         to = send_digest(db, day, app_config, reconciliation)

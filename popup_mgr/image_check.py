@@ -183,7 +183,7 @@ def latest_results(db):
 
 def job(app_config, now=None):
     """Scheduled job: check every image; one line saying how it went."""
-    with alert_settings.database_of(app_config) as db:
+    with database.connection(app_config["DATABASE"]) as db:
         results = check_all(db, app_config, now)
     failing = {cid: r for cid, r in results.items() if not r.ok}
     line = f"checked {len(results)} images: {len(results) - len(failing)} ok, {len(failing)} failing"

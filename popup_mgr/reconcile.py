@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from popup_mgr import audit, money, timeutil
 from popup_mgr import db as database
-from popup_mgr import tracking as ingest    # becomes popup_mgr.ingest.conversions
+from popup_mgr.ingest import conversions
 from popup_mgr.tune_client import network_cents
 
 BUCKET_MS = 15 * 60 * 1000       # every time zone's offset and DST change is a multiple of 15 min
@@ -35,12 +35,7 @@ ACTOR = "reconcile"
 
 def store_conversion(db, transaction_id, click_id, payout_cents, status, at_ms):
     """The ingest module's writer of one conversion (call inside a transaction)."""
-    return ingest._store_conversion(db, ingest.Postback(click_id, transaction_id, payout_cents, status), at_ms)
-
-
-def connection(path):
-    """A money-safe (synchronous=FULL) connection, for callers that have none."""
-    return database.connect(path, durable=True)
+    return conversions.store(db, conversions.Postback(click_id, transaction_id, payout_cents, status), at_ms)
 
 
 # --- the comparison ------------------------------------------------------------------------------
@@ -227,7 +222,7 @@ def apply(db, report, tune_tz, *, actor=ACTOR):
     """Record the report's missing_in_ours and take the network's status for its
     status_mismatches, in one transaction; audited. Idempotent: a transaction id already stored
     with that status is left alone. Returns {"recorded": [...], "updated": [...], "unchanged": n}
-    (transaction ids). Use a durable connection (connection()): this writes money."""
+    (transaction ids). Use a durable connection (db.connection(path, durable=True)): this writes money."""
     outcome = {"recorded": [], "updated": [], "unchanged": 0}
     zone = ZoneInfo(tune_tz)
     with database.transaction(db):

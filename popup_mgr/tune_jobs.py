@@ -5,7 +5,6 @@ Each function opens and closes its own connection (the Tune calls can take minut
 connection is held meanwhile) and raises NotConfigured before anything is sent when Tune is not
 set up, with the sentence to show.
 """
-import contextlib
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -17,24 +16,15 @@ class NotConfigured(RuntimeError):
     """Tune has no network id or key (or the saved key cannot be read); the message says which."""
 
 
-@contextlib.contextmanager
-def _connection(app, durable=False):
-    db = database.connect(app.config["DATABASE"], durable=durable)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
 def settings(app):
     """The effective TuneSettings (environment, then the saved ones)."""
-    with _connection(app) as db:
+    with database.connection(app.config["DATABASE"]) as db:
         return tune_settings.from_app(app, db)
 
 
 def save_settings(app, actor, **fields):
     """Save network_id / api_key / api_url / tz (SettingsInvalid for bad input); the audited changes."""
-    with _connection(app) as db:
+    with database.connection(app.config["DATABASE"]) as db:
         return tune_settings.save(db, app.config["SECRET_KEY"], actor, **fields)
 
 
@@ -57,7 +47,7 @@ def test_connection(app):
 def sync_now(app, *, actor=tune_sync.ACTOR, dry_run=False, **client_options):
     """One sync run (SyncResult); raises NotConfigured, TuneError or SyncBusy."""
     current, client = _client(app, **client_options)
-    with _connection(app) as db:
+    with database.connection(app.config["DATABASE"]) as db:
         return tune_sync.sync(db, client, actor=actor, dry_run=dry_run, tune_tz=current.tz, app=app)
 
 
@@ -68,7 +58,7 @@ def reconcile_days(app, first_day, last_day, *, apply=False, actor=reconcile.ACT
     kept for the dashboard. Raises NotConfigured or TuneError (then nothing changed)."""
     current, client = _client(app, **client_options)
     network = reconcile.fetch(client, first_day, last_day)
-    with _connection(app, durable=True) as db:
+    with database.connection(app.config["DATABASE"], durable=True) as db:
         report = reconcile.compare(db, network, current.tz)
         applied = after = None
         if apply:
@@ -87,7 +77,7 @@ def yesterday(app, now=None):
 def last_results(app):
     """For the Tune page, the dashboard and /metrics: the last sync run, the campaigns waiting for
     review, and the last reconciliation's summary with its sentence."""
-    with _connection(app) as db:
+    with database.connection(app.config["DATABASE"]) as db:
         summary = reconcile.last_summary(db)
         return {"last_sync": tune_sync.last_run(db), "last_sync_success": tune_sync.last_success(db),
                 "pending_review": [dict(row) for row in tune_sync.pending_review(db)],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_rows import TZ, add_campaign, add_conversion, ms, property_id
+from tests.helpers import TZ, add_campaign, add_conversion, ms, property_id
 from mail_support import Inbox, free_port, start_server
 from popup_mgr import alert_settings, alerts, image_check, timeutil
 from popup_mgr import db as database
@@ -125,7 +125,7 @@ def test_poisson_tail_matches_the_reference(k, mean):
 # --- property goes silent ----------------------------------------------------------------------
 
 def test_silent_property_opens_once_and_clears_once(db, config, inbox):
-    campaign = add_campaign(db, "steady")
+    campaign = add_campaign(db, name="steady")
     # mff: an impression every 15 minutes for 8 days, then nothing for the last 4 hours (bots aside).
     impressions_at(db, "mff", campaign, every(NOW - dt.timedelta(days=8), NOW - dt.timedelta(hours=4), 15 * MINUTE))
     impressions_at(db, "mff", campaign, every(NOW - dt.timedelta(hours=2), NOW, 10 * MINUTE), is_bot=1)
@@ -158,7 +158,7 @@ def test_silent_property_opens_once_and_clears_once(db, config, inbox):
 
 
 def test_a_property_with_nothing_to_show_is_not_watched(db, config, inbox):
-    steady, other = add_campaign(db, "steady"), add_campaign(db, "other")
+    steady, other = add_campaign(db, name="steady"), add_campaign(db, name="other")
     impressions_at(db, "mff", steady, every(NOW - dt.timedelta(days=8), NOW - dt.timedelta(hours=4), 15 * MINUTE))
     with database.transaction(db):
         # "other" runs on mmm only; "steady", the one campaign for mff, is paused.
@@ -174,7 +174,7 @@ def test_silence_is_judged_against_the_same_local_hours_across_dst(db, config, i
     """Traffic comes at 14:10 New York time every day; DST ended on 2026-11-01. Judged at 14:50
     on 2026-11-03 with a 1-hour window, the days before the change count only if the window
     follows the wall clock (24-hour steps would look at 14:50-15:50 EDT and find nothing)."""
-    campaign = add_campaign(db, "afternoon")
+    campaign = add_campaign(db, name="afternoon")
     daily = [dt.datetime.fromisoformat(f"2026-10-{d:02d} 14:10") for d in range(27, 32)] + \
             [dt.datetime.fromisoformat(f"2026-11-{d:02d} 14:10") for d in (1, 2)]
     moments = [dt.datetime.fromtimestamp(ms(str(day), TZ) / 1000, dt.timezone.utc) + i * dt.timedelta(seconds=20)
@@ -188,7 +188,7 @@ def test_silence_is_judged_against_the_same_local_hours_across_dst(db, config, i
 
 
 def test_disabled_property_is_not_watched_and_its_incident_clears(db, config, inbox):
-    campaign = add_campaign(db, "steady")
+    campaign = add_campaign(db, name="steady")
     impressions_at(db, "mff", campaign, every(NOW - dt.timedelta(days=8), NOW - dt.timedelta(hours=4), 15 * MINUTE))
     watch = Watch(db, config, inbox)
     assert subjects(watch.run(), "opened") == [("property_silent", "property:mff")]
@@ -211,7 +211,7 @@ def baseline(db, campaign_id, impressions, clicks):
 
 
 def test_ctr_collapse_opens_once_and_clears_once(db, config, inbox):
-    broken = add_campaign(db, "broken image")
+    broken = add_campaign(db, name="broken image")
     baseline(db, broken, 1000, 30)                      # 3 % CTR
     rollup(db, TODAY, broken, 600, 2)                   # 0.33 %: 18 clicks expected, 2 seen
     watch = Watch(db, config, inbox)
@@ -243,7 +243,7 @@ def test_ctr_collapse_opens_once_and_clears_once(db, config, inbox):
     ((1000, 30), (600, 15), "2.5 % against 3 %: normal variation"),
 ])
 def test_no_incident_without_enough_evidence(db, config, inbox, history, today, why):
-    campaign = add_campaign(db, "campaign")
+    campaign = add_campaign(db, name="campaign")
     baseline(db, campaign, *history)
     rollup(db, TODAY, campaign, *today)
     assert alerts.evaluate(db, NOW, config, alerts.sender_for(config))["opened"] == [], why
@@ -251,7 +251,7 @@ def test_no_incident_without_enough_evidence(db, config, inbox, history, today, 
 
 
 def test_paused_campaign_clears_its_ctr_incident(db, config, inbox):
-    broken = add_campaign(db, "broken image")
+    broken = add_campaign(db, name="broken image")
     baseline(db, broken, 1000, 30)
     rollup(db, TODAY, broken, 600, 2)
     watch = Watch(db, config, inbox)
@@ -265,7 +265,7 @@ def test_paused_campaign_clears_its_ctr_incident(db, config, inbox):
 # --- postbacks stop ----------------------------------------------------------------------------
 
 def test_stopped_postbacks_open_once_and_clear_once(db, config, inbox):
-    campaign = add_campaign(db, "converting")
+    campaign = add_campaign(db, name="converting")
     for back in range(1, 11):
         rollup(db, TODAY - dt.timedelta(days=back), campaign, 3000, 100, conversions=10)   # 10 clicks each
     postback(db, NOW - dt.timedelta(hours=20))
@@ -296,7 +296,7 @@ def test_stopped_postbacks_open_once_and_clear_once(db, config, inbox):
     (250, 0, "no conversion history at all"),
 ])
 def test_postbacks_not_judged_stopped(db, config, inbox, clicks_since, conversions_per_day, why):
-    campaign = add_campaign(db, "campaign")
+    campaign = add_campaign(db, name="campaign")
     for back in range(1, 11):
         rollup(db, TODAY - dt.timedelta(days=back), campaign, 3000, 100, conversions=conversions_per_day)
     postback(db, NOW - dt.timedelta(hours=20))
@@ -363,7 +363,7 @@ def image_result(db, campaign_id, ok, at, url="https://cdn.example/a.png"):
 
 
 def test_broken_image_opens_once_and_clears_once(db, config, inbox):
-    campaign = add_campaign(db, "sweeps")
+    campaign = add_campaign(db, name="sweeps")
     with database.transaction(db):
         db.execute("UPDATE campaigns SET image_url = 'https://cdn.example/a.png' WHERE id = ?", (campaign,))
     watch = Watch(db, config, inbox)
@@ -386,7 +386,7 @@ def test_broken_image_opens_once_and_clears_once(db, config, inbox):
 
 
 def test_an_image_result_for_an_old_url_does_not_count(db, config, inbox):
-    campaign = add_campaign(db, "sweeps")
+    campaign = add_campaign(db, name="sweeps")
     with database.transaction(db):
         db.execute("UPDATE campaigns SET image_url = 'https://cdn.example/new.png' WHERE id = ?", (campaign,))
     image_result(db, campaign, False, NOW - MINUTE, url="https://cdn.example/old.png")

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from ledger_rows import TZ, add_campaign, add_click, add_conversion, add_impression, ms, rebuild
+from tests.helpers import TZ, add_campaign, add_click, add_conversion, add_impression, ms, rebuild
 from mail_support import Inbox, parts, start_server
 from popup_mgr import digest
 
@@ -31,8 +31,8 @@ def traffic(db, campaign_id, prop, day, impressions, clicks, conversions, payout
 def shop(db):
     """Walmart: mff, yesterday 200 / 10 / 2 ($9.00), the Friday before 100 / 4 / 1 ($4.50).
     Sweeps: mff yesterday 100 / 2 / 1 at $12.00. mmm: 3 clicks yesterday without impressions."""
-    walmart = add_campaign(db, "<b>Walmart</b> & Co")
-    sweeps = add_campaign(db, "Sweeps")
+    walmart = add_campaign(db, name="<b>Walmart</b> & Co")
+    sweeps = add_campaign(db, name="Sweeps")
     traffic(db, walmart, "mff", YESTERDAY, 200, 10, 2)
     traffic(db, walmart, "mff", WEEK_BEFORE, 100, 4, 1)
     traffic(db, sweeps, "mff", YESTERDAY, 100, 2, 1, payout_cents=1200)

@@ -6,7 +6,7 @@ import time
 import pytest
 from werkzeug import Response
 
-from ledger_rows import add_campaign
+from tests.helpers import add_campaign
 from popup_mgr import db as database
 from popup_mgr import image_check
 
@@ -117,8 +117,8 @@ def test_only_image_urls_of_active_campaigns_are_fetched(app, db, httpserver):
     """Click and pixel URLs would count at the network: the checker must never request them."""
     for path in ("/image.png", "/paused.png"):
         httpserver.expect_request(path).respond_with_data(PNG, content_type="image/png")
-    active, paused, imageless = (add_campaign(db, "active"), add_campaign(db, "paused", active=0),
-                                 add_campaign(db, "no image"))
+    active, paused, imageless = (add_campaign(db, name="active"), add_campaign(db, name="paused", active=0),
+                                 add_campaign(db, name="no image"))
     for campaign_id, image in ((active, "/image.png"), (paused, "/paused.png"), (imageless, None)):
         set_urls(db, campaign_id, image_url=httpserver.url_for(image) if image else "",
                  click_url=httpserver.url_for(f"/aff_c?offer_id={campaign_id}"),
@@ -131,7 +131,7 @@ def test_only_image_urls_of_active_campaigns_are_fetched(app, db, httpserver):
 
 
 def test_results_are_stored_with_consecutive_failures(app, db, httpserver):
-    campaign_id = add_campaign(db, "flaky")
+    campaign_id = add_campaign(db, name="flaky")
     set_urls(db, campaign_id, image_url=httpserver.url_for("/a.png"))
     answers = iter([(PNG, 200), (b"", 404), (b"", 404), (PNG, 200)])
     httpserver.expect_request("/a.png").respond_with_handler(
@@ -156,7 +156,7 @@ def test_results_are_stored_with_consecutive_failures(app, db, httpserver):
 
 
 def test_job_reports_one_line(app, db, httpserver):
-    good, bad = add_campaign(db, "good"), add_campaign(db, "bad")
+    good, bad = add_campaign(db, name="good"), add_campaign(db, name="bad")
     httpserver.expect_request("/good.png").respond_with_data(PNG, content_type="image/png")
     httpserver.expect_request("/bad.png").respond_with_data("nope", content_type="text/plain")
     set_urls(db, good, image_url=httpserver.url_for("/good.png"))

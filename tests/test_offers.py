@@ -5,8 +5,7 @@ from collections import Counter
 
 import pytest
 
-from popup_mgr import catalog, offers
-
+from popup_mgr import catalog, offers, timeutil
 from popup_mgr.ingest import tokens
 from popup_mgr.signals import notify_catalog_changed
 from tests.helpers import add_campaign, set_property
@@ -214,3 +213,12 @@ def test_campaign_api_changes_show_on_the_next_offers_request(client, api_token)
     assert fetch(client).json["offers"][0]["title"] == "Edited"
     assert client.delete(f"/api/campaigns/{campaign_id}", headers=auth).status_code == 200
     assert fetch(client).json["offers"] == []
+
+
+def test_a_campaign_the_network_holds_is_not_served_and_its_clicks_are_flagged(app, client, db):
+    served = add_campaign(db, tune_id=101, app=app)
+    held = add_campaign(db, tune_id=102, network_hold="the network paused the offer", app=app)
+    assert [offer["id"] for offer in fetch(client).json["offers"]] == [served]
+    token = tokens.sign(app.config["SECRET_KEY"], held, "mff", "thankyou", "", timeutil.now_ms() // 1000)
+    assert client.get(f"/c/{token}?e=held-click-1").status_code == 302
+    assert db.execute("SELECT campaign_paused FROM clicks").fetchone()[0] == 1

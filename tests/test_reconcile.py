@@ -116,7 +116,7 @@ def test_each_kind_of_difference(db, client, offers, differing):
 def test_apply_repairs_what_the_network_knows_and_twice_is_once(db, client, offers, differing):
     report = reconcile.reconcile(db, client, "2026-11-20", "2026-11-20", TZ)
     rollups.rebuild(db, "2026-11-01", "2026-11-30")   # the clicks above were written without rollups
-    durable = reconcile.connection(db.execute("PRAGMA database_list").fetchone()["file"])
+    durable = database.connect(db.execute("PRAGMA database_list").fetchone()["file"], durable=True)
     try:
         first = reconcile.apply(durable, report, TZ, actor="mike")
         again = reconcile.apply(durable, report, TZ, actor="mike")
