@@ -4,7 +4,7 @@ import pytest
 from popup_mgr import create_app, netaddr
 
 from popup_mgr.ingest import bots, privacy
-from tests.helpers import BOT_UA, BROWSER_UA, add_campaign, beacon_body, token_for
+from tests.helpers import BOT_UA, BROWSER_UA, add_campaign, beacon_body, ms, token_for
 
 DAY_MS = 24 * 3600 * 1000
 NOV_24 = 1_795_478_400_000          # 2026-11-24T00:00:00Z
@@ -92,3 +92,14 @@ def test_start_up_deletes_expired_salts(app, db):
     privacy.ensure_salt(db, privacy.utc_day(timeutil.now_ms()), timeutil.now_ms())
     create_app({"TESTING": True, "DATABASE": app.config["DATABASE"], "SECRET_KEY": "k" * 40})
     assert [r[0] for r in db.execute("SELECT day FROM visitor_salts")] == [privacy.utc_day(timeutil.now_ms())]
+
+
+def test_remembered_hashes_never_outlive_their_day(app):
+    """The hasher remembers today's (ip, user agent) -> hash to skip repeated HMACs; a new day's
+    first beacon forgets the previous day's, so no IP stays in memory beside a deleted salt."""
+    hasher = privacy.VisitorHasher(app.config["DATABASE"])
+    day_one, day_two = ms("2026-03-01 12:00:00"), ms("2026-03-02 12:00:00")
+    first = hasher.visitor_hash("203.0.113.7", "UA", day_one)
+    assert hasher.visitor_hash("203.0.113.7", "UA", day_one) == first
+    assert hasher.visitor_hash("203.0.113.7", "UA", day_two) != first          # a new day's salt
+    assert {day for day, _ip, _ua in hasher._recent} == {"2026-03-02"}

@@ -17,6 +17,7 @@ SALT_BYTES = 32
 SALT_LIFETIME_MS = 48 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 HASH_HEX_CHARS = 32
+RECENT_VISITORS = 20_000
 
 
 def utc_day(ts_ms):
@@ -30,11 +31,24 @@ class VisitorHasher:
         self.database_path = database_path
         self._salts = {}
         self._lock = threading.Lock()
+        # (day, ip, user agent) -> hash: a visitor sends several beacons a page view, and each
+        # HMAC would be computed again. Bounded, and only ever the current day's visitors, so no
+        # IP outlives its day's salt in memory either.
+        self._recent = {}
 
     def visitor_hash(self, ip, user_agent, ts_ms):
-        salt = self.salt_for(utc_day(ts_ms), ts_ms)
-        message = f"{ip}\n{user_agent}".encode("utf-8", "replace")
-        return hmac.new(salt, message, hashlib.sha256).hexdigest()[:HASH_HEX_CHARS]
+        day = utc_day(ts_ms)
+        key = (day, ip, user_agent)
+        found = self._recent.get(key)
+        if found is None:
+            message = f"{ip}\n{user_agent}".encode("utf-8", "replace")
+            found = hmac.new(self.salt_for(day, ts_ms), message, hashlib.sha256).hexdigest()[:HASH_HEX_CHARS]
+            recent = self._recent
+            if len(recent) >= RECENT_VISITORS or (recent and next(iter(recent))[0] != day):
+                recent = {}              # a new day, or a flood of distinct visitors: start over
+            recent[key] = found
+            self._recent = recent
+        return found
 
     def salt_for(self, day, now_ms):
         salt = self._salts.get(day)

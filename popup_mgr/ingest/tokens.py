@@ -10,6 +10,7 @@ really handed out. Format (URL-safe, no padding):
 everything before it, base64url-encoded.
 """
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -21,6 +22,8 @@ MAX_TOKEN_LENGTH = 200
 # Tokens stay valid long enough for a visitor who leaves a tab open over a weekend.
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 _FIELD = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# ASCII digits only: str.isdigit() also accepts "١٢" (read as 12) and "²" (int() refuses it).
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class TokenError(ValueError):
@@ -57,6 +60,19 @@ def verify(secret, token, now_s, max_age_s=DEFAULT_MAX_AGE_S):
         raise TokenError("missing token")
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("token too long")
+    offer = _signed_offer(secret, token)
+    if offer.issued_s > now_s + 300:
+        raise TokenError("token issued in the future")
+    if now_s - offer.issued_s > max_age_s:
+        raise TokenError("token expired")
+    return offer
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_offer(secret, token):
+    """The OfferToken a well-formed, correctly signed token names (its age is checked by the
+    caller). Cached: a property's few hundred live tokens are verified once each, not once per
+    beacon; refusals raise and are never cached."""
     parts = token.split(".")
     if len(parts) != 7 or parts[0] != VERSION:
         raise TokenError("malformed token")
@@ -64,11 +80,7 @@ def verify(secret, token, now_s, max_age_s=DEFAULT_MAX_AGE_S):
     if not hmac.compare_digest(signature, _signature(secret, body)):
         raise TokenError("bad token signature")
     _, campaign_id, property_code, placement, variant, issued_s = parts[:6]
-    if not (campaign_id.isdigit() and issued_s.isdigit()):
+    if not (_DIGITS.fullmatch(campaign_id) and _DIGITS.fullmatch(issued_s)):
         raise TokenError("malformed token")
-    if int(issued_s) > now_s + 300:
-        raise TokenError("token issued in the future")
-    if now_s - int(issued_s) > max_age_s:
-        raise TokenError("token expired")
     return OfferToken(int(campaign_id), property_code, placement,
                       "" if variant == NO_VARIANT else variant, int(issued_s))
