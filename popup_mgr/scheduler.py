@@ -143,12 +143,12 @@ class Scheduler:
         return results
 
     def _due_jobs(self):
-        now = self.clock()
         with self._wake:
             jobs = list(self._jobs.values())
         unknown = [job for job in jobs if job.next_due == 0.0]
         if unknown:
             self._load_next_due(unknown)
+        now = self.clock()
         return [job for job in jobs if job.requested or job.next_due <= now]
 
     def _load_next_due(self, jobs):
