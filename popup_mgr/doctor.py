@@ -205,7 +205,9 @@ def smtp_problem(url, timeout_s=SMTP_TIMEOUT_S):
         client_class = smtplib.SMTP_SSL if implicit_tls else smtplib.SMTP
         with client_class(parts.hostname, port, timeout=timeout_s) as client:
             client.ehlo()
-            if parts.scheme == "smtp+starttls":
+            # Credentials only over TLS when the server offers it (as mail clients do on 587);
+            # smtp+starttls:// insists on it.
+            if parts.scheme == "smtp+starttls" or (not implicit_tls and client.has_extn("starttls")):
                 client.starttls(context=ssl.create_default_context())
                 client.ehlo()
             if parts.username and client.has_extn("auth"):
