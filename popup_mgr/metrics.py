@@ -19,6 +19,7 @@ import os
 import sqlite3
 import time
 
+from flask import request, request_started
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -183,7 +184,9 @@ def init_app(app, *, backup_dir=None, queue_depth=None, tune_status=None, job_st
     metrics = Metrics(app.config["DATABASE"], backup_dir=backup_dir, queue_depth=queue_depth,
                       tune_status=tune_status, job_status=job_status)
     app.extensions[EXTENSION_KEY] = metrics
-    app.after_request(_remember_route)
+    # request_started (not after_request): it is sent for every request Flask handles, also
+    # those a before_request hook answers or a view fails with a 500.
+    request_started.connect(_remember_route, app, weak=False)
     app.wsgi_app = ResponseCounter(app.wsgi_app, metrics)
     return metrics
 
@@ -213,12 +216,10 @@ def database_job_status(database_path):
     return read
 
 
-def _remember_route(response):
+def _remember_route(sender, **_extra):
     """Flask knows the matched rule; leave it in the environ for ResponseCounter."""
-    from flask import request
     rule = request.url_rule
     request.environ[ROUTE_ENVIRON_KEY] = rule.rule if rule is not None else UNMATCHED_ROUTE
-    return response
 
 
 class ResponseCounter:

@@ -132,3 +132,21 @@ def test_a_failing_source_leaves_only_its_own_metrics_out(tmp_path, caplog):
     assert value(found, "popup_tune_last_sync_success") is None
     assert value(found, "popup_database_bytes") > 0 and value(found, "popup_backups") == 0
     assert "tune module broken" in caplog.text
+
+
+def test_failing_and_refused_flask_requests_keep_their_route(app):
+    metrics.init_app(app)
+
+    @app.get("/api/explode")
+    def explode():
+        raise RuntimeError("boom")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    assert client.get("/api/explode").status_code == 500
+    # Refused by the CSRF hook before any view runs (an admin route without a session or token).
+    assert client.post("/api/campaigns", json={}).status_code in (400, 401)
+    found = samples(metrics.exposition(app)[0])
+    assert value(found, "popup_http_responses_total", route="/api/explode", status="500") == 1
+    assert sum(v for (name, labels), v in found.items()
+               if name == "popup_http_responses_total" and ("route", "/api/campaigns") in labels) == 1
