@@ -171,20 +171,21 @@ class Scheduler:
 
     def _run_under_lease(self, job, forced):
         now_ms = int(self.clock() * 1000)
+        # A forced run (run_now) ignores the schedule, never the lease.
+        not_started_after_ms = None if forced else now_ms - int(job.interval_s * 1000)
         with _connection(self.database_path) as db:
-            started_ms = last_started_ms(db, job.name)
-            if not forced and started_ms is not None and started_ms / 1000 + job.interval_s > self.clock():
-                # Another process ran it meanwhile: follow the shared schedule.
-                job.next_due = started_ms / 1000 + job.interval_s
-                return RunResult(job.name, "skipped", "ran recently in another process")
-            if not acquire_lease(db, job.name, self.owner, now_ms, int(job.max_runtime_s * 1000)):
+            claim = claim_run(db, job.name, self.owner, now_ms, int(job.max_runtime_s * 1000),
+                              not_started_after_ms)
+        if claim.run_id is None:
+            if claim.last_started_ms is not None:      # another process ran it: follow the shared schedule
+                job.next_due = claim.last_started_ms / 1000 + job.interval_s
+            else:                                       # it is running elsewhere: look again later
                 job.next_due = self.clock() + min(job.interval_s, IDLE_WAIT_S)
-                return RunResult(job.name, "skipped", "another process is running it")
-            run_id = start_run(db, job.name, self.owner, now_ms)
+            return RunResult(job.name, "skipped", claim.reason)
         job.next_due = now_ms / 1000 + job.interval_s
         outcome, detail = self._call(job)
         with _connection(self.database_path) as db:
-            finish_run(db, run_id, int(self.clock() * 1000), outcome, detail, self.owner)
+            finish_run(db, claim.run_id, int(self.clock() * 1000), outcome, detail, self.owner)
         return RunResult(job.name, outcome, detail)
 
     def _call(self, job):
@@ -243,17 +244,42 @@ def last_started_ms(db, job):
     return row[0]
 
 
+@dataclass(frozen=True)
+class Claim:
+    run_id: int | None            # the new 'running' row, or None when the run must not happen
+    reason: str = ""
+    last_started_ms: int | None = None
+
+
+def claim_run(db, job, owner, now_ms, lease_ms, not_started_after_ms=None):
+    """In one transaction, so two processes cannot both pass the checks: skip when the job
+    started after not_started_after_ms (another process ran it this interval), take the lease
+    or skip when another process holds it, and record the run as 'running'."""
+    with database.transaction(db):
+        if not_started_after_ms is not None:
+            started_ms = last_started_ms(db, job)
+            if started_ms is not None and started_ms > not_started_after_ms:
+                return Claim(None, "ran recently in another process", started_ms)
+        if not _take_lease(db, job, owner, now_ms, lease_ms):
+            return Claim(None, "another process is running it")
+        return Claim(_insert_run(db, job, owner, now_ms))
+
+
 def acquire_lease(db, job, owner, now_ms, duration_ms):
     """True when owner now holds the job's lease: it was free, expired, or already owner's."""
     with database.transaction(db):
-        db.execute(
-            "/* scheduler.acquire_lease */ INSERT INTO job_leases (job, owner, acquired_ms, expires_ms)"
-            " VALUES (:job, :owner, :now, :expires)"
-            " ON CONFLICT (job) DO UPDATE SET owner = :owner, acquired_ms = :now, expires_ms = :expires"
-            " WHERE job_leases.expires_ms <= :now OR job_leases.owner = :owner",
-            {"job": job, "owner": owner, "now": now_ms, "expires": now_ms + duration_ms})
-        holder = db.execute("/* scheduler.acquire_lease */ SELECT owner FROM job_leases WHERE job = ?",
-                            (job,)).fetchone()
+        return _take_lease(db, job, owner, now_ms, duration_ms)
+
+
+def _take_lease(db, job, owner, now_ms, duration_ms):
+    db.execute(
+        "/* scheduler.take_lease */ INSERT INTO job_leases (job, owner, acquired_ms, expires_ms)"
+        " VALUES (:job, :owner, :now, :expires)"
+        " ON CONFLICT (job) DO UPDATE SET owner = :owner, acquired_ms = :now, expires_ms = :expires"
+        " WHERE job_leases.expires_ms <= :now OR job_leases.owner = :owner",
+        {"job": job, "owner": owner, "now": now_ms, "expires": now_ms + duration_ms})
+    holder = db.execute("/* scheduler.take_lease */ SELECT owner FROM job_leases WHERE job = ?",
+                        (job,)).fetchone()
     return holder is not None and holder["owner"] == owner
 
 
@@ -265,9 +291,13 @@ def release_lease(db, job, owner):
 def start_run(db, job, owner, now_ms):
     """Record a run as 'running'; returns its id."""
     with database.transaction(db):
-        cursor = db.execute("/* scheduler.start_run */ INSERT INTO job_runs (job, owner, started_ms)"
-                            " VALUES (?, ?, ?)", (job, owner, now_ms))
-        return cursor.lastrowid
+        return _insert_run(db, job, owner, now_ms)
+
+
+def _insert_run(db, job, owner, now_ms):
+    cursor = db.execute("/* scheduler.insert_run */ INSERT INTO job_runs (job, owner, started_ms)"
+                        " VALUES (?, ?, ?)", (job, owner, now_ms))
+    return cursor.lastrowid
 
 
 def finish_run(db, run_id, now_ms, outcome, detail, owner):

@@ -210,3 +210,18 @@ def test_history_keeps_the_latest_runs(db_path, db, monkeypatch):
 def test_intervals_must_be_positive(db_path):
     with pytest.raises(ValueError):
         Scheduler(db_path).add("x", 0, lambda: None)
+
+
+def test_the_schedule_check_and_the_lease_are_one_transaction(db_path, db):
+    """Two processes that both saw the job as due: the second claim, made after the first run
+    ended and released its lease, is still refused because the run is in the shared history."""
+    now_ms = int(T0 * 1000)
+    first = sched.claim_run(db, "digest", "p1", now_ms, 60_000, not_started_after_ms=now_ms - 3_600_000)
+    assert first.run_id is not None
+    sched.finish_run(db, first.run_id, now_ms + 10, "ok", "", "p1")
+    second = sched.claim_run(db, "digest", "p2", now_ms + 20, 60_000, not_started_after_ms=now_ms - 3_600_000)
+    assert second == sched.Claim(None, "ran recently in another process", now_ms)
+    # A forced claim ignores the schedule but not the lease.
+    forced = sched.claim_run(db, "digest", "p2", now_ms + 30, 60_000)
+    assert forced.run_id is not None
+    assert sched.claim_run(db, "digest", "p1", now_ms + 40, 60_000).reason == "another process is running it"
