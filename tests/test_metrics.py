@@ -4,13 +4,11 @@ history, the last backup and the Tune sync."""
 import math
 import os
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from popup_mgr import backup, create_app, metrics
+from popup_mgr import backup, metrics
 from popup_mgr import db as database
 from popup_mgr.scheduler import Scheduler
-from conftest import TEST_SECRET
 
 
 def samples(body):
@@ -65,13 +63,6 @@ def test_queue_depth_is_read_at_scrape_time(tmp_path):
     assert value(samples(m.exposition()[0]), "popup_ingest_queue_depth") == 2
     m.set_queue_depth(lambda: 1 / 0)          # a broken source shows as NaN, the scrape still answers
     assert math.isnan(value(samples(m.exposition()[0]), "popup_ingest_queue_depth"))
-
-
-@pytest.fixture
-def app(tmp_path):
-    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "popup.db"), "SECRET_KEY": TEST_SECRET,
-                      "BASE_URL": "http://popup.test"})
-    return app
 
 
 def test_http_answers_are_counted_by_route_template(app):
