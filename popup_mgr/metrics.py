@@ -206,13 +206,11 @@ def database_job_status(database_path):
     from popup_mgr import scheduler
 
     def read():
-        conn = database.connect(database_path)
-        try:
-            return scheduler.job_status(conn)
-        except sqlite3.OperationalError:      # a database from before migration 0004
-            return []
-        finally:
-            conn.close()
+        with database.connection(database_path) as conn:
+            try:
+                return scheduler.job_status(conn)
+            except sqlite3.OperationalError:      # a database from before migration 0004
+                return []
     return read
 
 

@@ -20,7 +20,6 @@ Wiring into the server is one call per job plus start/stop:
 Tests drive it without sleeping: with a fake `clock` and `run_pending()` in the test's thread,
 or with the thread and `run_now(name).wait()`.
 """
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -56,16 +55,6 @@ class RunResult:
     job: str
     outcome: str          # 'ok', 'error', or 'skipped' (another process holds the lease)
     detail: str = ""
-
-
-@contextlib.contextmanager
-def _connection(path):
-    """A short-lived connection of the scheduler's own (never a request's)."""
-    db = database.connect(path)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def new_owner_id():
@@ -153,7 +142,7 @@ class Scheduler:
 
     def _load_next_due(self, jobs):
         """A job is due interval_s after its last start by ANY process (history is shared)."""
-        with _connection(self.database_path) as db:
+        with database.connection(self.database_path) as db:
             for job in jobs:
                 started_ms = last_started_ms(db, job.name)
                 job.next_due = self.clock() if started_ms is None else started_ms / 1000 + job.interval_s
@@ -173,7 +162,7 @@ class Scheduler:
         now_ms = int(self.clock() * 1000)
         # A forced run (run_now) ignores the schedule, never the lease.
         not_started_after_ms = None if forced else now_ms - int(job.interval_s * 1000)
-        with _connection(self.database_path) as db:
+        with database.connection(self.database_path) as db:
             claim = claim_run(db, job.name, self.owner, now_ms, int(job.max_runtime_s * 1000),
                               not_started_after_ms)
         if claim.run_id is None:
@@ -184,7 +173,7 @@ class Scheduler:
             return RunResult(job.name, "skipped", claim.reason)
         job.next_due = now_ms / 1000 + job.interval_s
         outcome, detail = self._call(job)
-        with _connection(self.database_path) as db:
+        with database.connection(self.database_path) as db:
             finish_run(db, claim.run_id, int(self.clock() * 1000), outcome, detail, self.owner)
         return RunResult(job.name, outcome, detail)
 

@@ -12,7 +12,7 @@ import pytest
 from popup_mgr import backup, serving
 from popup_mgr import db as database
 from popup_mgr.scheduler import Scheduler, job_status
-from ledger_rows import add_campaign, add_click, add_impression, ms, rebuild
+from tests.helpers import add_campaign, add_click, add_impression, ms, rebuild
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def live(tmp_path):
     path = tmp_path / "instance" / "popup.db"
     database.migrate(path)
     conn = database.connect(path)
-    campaign = add_campaign(conn, "sweeps")
+    campaign = add_campaign(conn, name="sweeps")
     for minute in range(30):
         add_impression(conn, ms(f"2026-11-20 15:{minute:02d}:00"), campaign, "mff")
     add_click(conn, ms("2026-11-20 15:31:00"), campaign, "mff")
