@@ -1,7 +1,7 @@
 """popup_mgr: a self-hosted popup offer manager for Tune (HasOffers) CPL campaigns."""
 from flask import Flask
 
-from popup_mgr import catalog, cli, web
+from popup_mgr import catalog, cli, operations, web
 from popup_mgr import config as settings
 from popup_mgr import db as database
 from popup_mgr.extensions import csrf, limiter, login_manager
@@ -30,5 +30,6 @@ def create_app(test_config=None):
     ingest.init_app(app)
     catalog.init_app(app)
     web.register(app)
+    operations.init_app(app)
     cli.register(app)
     return app

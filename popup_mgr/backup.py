@@ -252,23 +252,13 @@ def verify_backup(path):
     version = check_file(path)
     conn = open_readonly(path)
     try:
-        days = ledger_day_range(conn)
+        days = rollups.ledger_day_range(conn)
         differences = rollups.differences(conn, *days) if days else []
         return {"path": str(path), "schema_version": version, "tables": table_row_counts(conn),
                 "first_day": days[0] if days else None, "last_day": days[1] if days else None,
                 "rollup_differences": differences}
     finally:
         conn.close()
-
-
-def ledger_day_range(db):
-    """(first_day, last_day) over the ledger and daily_stats, or None when all are empty."""
-    row = db.execute("/* backup.ledger_day_range */ SELECT min(first), max(last) FROM ("
-                     " SELECT min(day) AS first, max(day) AS last FROM impressions"
-                     " UNION ALL SELECT min(day), max(day) FROM clicks"
-                     " UNION ALL SELECT min(day), max(day) FROM conversions"
-                     " UNION ALL SELECT min(day), max(day) FROM daily_stats)").fetchone()
-    return None if row[0] is None else (row[0], row[1])
 
 
 # --- restore --------------------------------------------------------------------------------------
@@ -353,7 +343,7 @@ def verify_database(db_path):
     `restore --verify` checks after restoring."""
     conn = open_readonly(db_path)
     try:
-        days = ledger_day_range(conn)
+        days = rollups.ledger_day_range(conn)
         return rollups.differences(conn, *days) if days else []
     finally:
         conn.close()

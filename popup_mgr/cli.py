@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from popup_mgr import backup, campaigns, demo, rollups, signals, users
+from popup_mgr import backup, campaigns, demo, doctor, operations, rollups, serving, signals, users
 from popup_mgr import db as database
 
 # Beacon threads spend part of each request waiting (GIL released) for the group commit of their
@@ -75,9 +75,16 @@ def run_server(app, host, port):
         # Without a configured public URL, links (click URLs, snippets) point at this server.
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         app.config["BASE_URL"] = f"http://{shown_host}:{port}"
+    try:
+        running = operations.start(app, jobs=operations.periodic_jobs(app))
+    except serving.DatabaseBusy as exc:
+        raise click.ClickException(str(exc))
     click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
-    waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
-                   max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+    try:
+        waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
+                       max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+    finally:
+        running.stop()
 
 
 @click.command("demo-data")
@@ -151,26 +158,49 @@ def backup_command(target):
 @click.command("restore")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--verify", "then_verify", is_flag=True,
+              help="After restoring, check that daily_stats equals the ledger (exit 1 if not).")
+@click.option("--secret-from", type=click.Path(dir_okay=False, exists=True),
+              help="The old server's secret_key file, when restoring onto a new box.")
+@click.option("--force", is_flag=True, help="Restore even while a server uses the database (it keeps "
+                                            "serving stale offers until restarted).")
 @with_appcontext
-def restore_command(source, yes):
-    """Replace the database with a backup (the current one is kept as a pre-restore copy)."""
+def restore_command(source, yes, then_verify, secret_from, force):
+    """Replace the database with a backup (the current one is kept as a pre-restore copy).
+
+    Refused while `popup-mgr serve` uses the database: stop the server first."""
     path = current_app.config["DATABASE"]
     if not yes:
         click.confirm(f"Replace the content of {path} with {source}?", abort=True)
     try:
-        safety = backup.restore(path, source)
+        safety = backup.restore(path, source, secret_from=secret_from, force=force)
     except backup.BackupError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"Restored {source} into {path}" + (f"; previous content kept in {safety}" if safety else ""),
                err=True)
+    if then_verify:
+        _report_differences(backup.verify_database(path), f"the restored {path}")
 
 
 @click.command("verify")
+@click.argument("backup_file", required=False, type=click.Path(dir_okay=False, exists=True))
 @click.option("--from", "first_day", metavar="YYYY-MM-DD", help="First day (default: the earliest in the ledger).")
 @click.option("--to", "last_day", metavar="YYYY-MM-DD", help="Last day (default: the latest in the ledger).")
 @with_appcontext
-def verify(first_day, last_day):
-    """Check that daily_stats equals the ledger; exit 1 and print the differences if not."""
+def verify(backup_file, first_day, last_day):
+    """Check that daily_stats equals the ledger; exit 1 and print the differences if not.
+
+    With BACKUP_FILE, check that backup instead, read-only (integrity, schema, row counts and the
+    ledger), without changing it or anything beside it."""
+    if backup_file:
+        try:
+            found = backup.verify_backup(backup_file)
+        except backup.BackupError as exc:
+            raise click.ClickException(str(exc))
+        rows = ", ".join(f"{table} {count:,}" for table, count in sorted(found["tables"].items()) if count)
+        click.echo(f"verify: {backup_file} is intact (schema {found['schema_version']}; {rows or 'no rows'}).")
+        _report_differences(found["rollup_differences"], backup_file)
+        return
     for value in (first_day, last_day):
         if value is not None:
             _check_day(value)
@@ -182,15 +212,27 @@ def verify(first_day, last_day):
     first_day, last_day = first_day or present[0], last_day or present[1]
     if first_day > last_day:
         raise click.BadParameter(f"--from {first_day} is after --to {last_day}")
-    differences = rollups.differences(db, first_day, last_day)
+    _report_differences(rollups.differences(db, first_day, last_day), f"{first_day} .. {last_day}")
+
+
+def _report_differences(differences, what):
     if not differences:
-        click.echo(f"verify: daily_stats equals the ledger for {first_day} .. {last_day}.")
+        click.echo(f"verify: daily_stats equals the ledger for {what}.")
         return
-    click.echo(f"verify: {len(differences)} difference(s) between daily_stats and the ledger"
-               f" for {first_day} .. {last_day}:")
+    click.echo(f"verify: {len(differences)} difference(s) between daily_stats and the ledger for {what}:")
     for source, row in differences:
         click.echo(f"  {source:>11}: " + ", ".join(f"{key}={value}" for key, value in row.items()))
     sys.exit(1)
+
+
+@click.command("doctor")
+@with_appcontext
+def doctor_command():
+    """Check this configuration for production and say what to fix (exit 1 on an error)."""
+    problems = doctor.check(current_app.config)
+    click.echo(doctor.report(problems))
+    if doctor.has_errors(problems):
+        sys.exit(1)
 
 
 def _check_day(value):
@@ -202,7 +244,7 @@ def _check_day(value):
 
 
 COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart, backup_command, restore_command,
-            verify)
+            verify, doctor_command)
 
 
 def register(app):

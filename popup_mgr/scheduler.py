@@ -110,6 +110,10 @@ class Scheduler:
             return stopped
         return True
 
+    def job_names(self):
+        """The names of the jobs registered here, in registration order."""
+        return tuple(self._jobs)
+
     def run_now(self, name):
         """Ask the scheduler thread to run a job as soon as it is free; returns a
         threading.Event set when that run has ended (or was skipped because another process

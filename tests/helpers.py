@@ -1,5 +1,6 @@
 """Helpers shared by the tests (and bench/): campaigns and ledger rows written straight into the
 real schema, signed tokens, beacon bodies, the admin's CSRF token, and waiting for a server."""
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -153,6 +154,21 @@ def all_differences(db):
 
 
 # --- HTTP ------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def flask_alone(app):
+    """Take the raw-WSGI fast path out of app's WSGI chain for the block (Flask answers all)."""
+    from popup_mgr.web import fastpath
+    holder = app                            # the fast path may sit under other WSGI wrappers
+    while not isinstance(holder.wsgi_app, fastpath.FastPath):
+        holder = holder.wsgi_app
+    fast = holder.wsgi_app
+    holder.wsgi_app = fast.wsgi_app
+    try:
+        yield
+    finally:
+        holder.wsgi_app = fast
+
 
 def csrf_token(client, path="/"):
     """A CSRF token for client's session, read from a rendered admin page's htmx headers."""

@@ -5,7 +5,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from popup_mgr.ingest import tokens
-from tests.helpers import (BOT_UA, BROWSER_UA, add_campaign, all_differences, beacon_body, count,
+from tests.helpers import (BOT_UA, BROWSER_UA, add_campaign, all_differences, beacon_body, count, flask_alone,
                               new_event_id, set_campaign_active, stats, token_for)
 
 HEADERS = {"User-Agent": BROWSER_UA, "Content-Type": "text/plain;charset=UTF-8"}
@@ -258,19 +258,13 @@ def _answer(client, method, path, body=None):
 
 
 def test_flask_views_answer_like_the_fast_path(app, client, db, token):
-    from popup_mgr.web import fastpath
-    fast = app.wsgi_app
-    assert isinstance(fast, fastpath.FastPath)
     cases = [("POST", "/api/impression", lambda: beacon_body(token)), ("POST", "/api/click", lambda: beacon_body(token)),
              ("POST", "/api/impression", lambda: b"{"), ("POST", "/api/click", lambda: beacon_body("v1.x")),
              ("POST", "/api/impression", lambda: b"x" * 5000), ("GET", f"/c/{token}", lambda: None),
              ("HEAD", f"/c/{token}", lambda: None), ("GET", "/c/bad-token", lambda: None)]
     via_fast = [_answer(client, method, path, body()) for method, path, body in cases]
-    app.wsgi_app = fast.wsgi_app           # Flask alone
-    try:
+    with flask_alone(app):
         via_flask = [_answer(client, method, path, body()) for method, path, body in cases]
-    finally:
-        app.wsgi_app = fast
     assert via_fast == via_flask
     assert count(db, "impressions") == 2 and count(db, "clicks") == 4 and all_differences(db) == []
 
@@ -297,20 +291,13 @@ def test_offers_fast_path_answers_exactly_like_the_flask_view(app, client, campa
     """Status, every header and the body byte for byte (one campaign: the order is fixed, and the
     tokens are the snapshot's, so both answers are the same bytes). Only Flask's `Vary: Cookie`
     differs: Flask adds it because its session machinery ran; the answer never reads a cookie."""
-    from popup_mgr.web import fastpath
-
     def answer():
         response = client.open(path, method=method, headers=HEADERS)
         headers = sorted((name, value) for name, value in response.headers.items() if name != "Vary")
         return response.status_code, headers, response.data
-    fast = app.wsgi_app
-    assert isinstance(fast, fastpath.FastPath)
     via_fast = answer()
-    app.wsgi_app = fast.wsgi_app           # Flask alone
-    try:
+    with flask_alone(app):
         via_flask = answer()
-    finally:
-        app.wsgi_app = fast
     assert via_fast == via_flask
     if path == "/api/offers/mff?placement=timed":
         assert via_fast[0] == 200 and json.loads(via_fast[2])["placement"] == "timed"

@@ -7,7 +7,8 @@ def test_health_ok_with_schema_version(app, client, db):
     assert codes == ["mff", "mmm", "mcad", "mmd"]            # init seeds the four properties
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "schema_version": database.latest_version()}
+    assert response.json == {"status": "ok", "database": "ok", "schema_version": database.latest_version(),
+                             "last_backup": None, "last_backup_age_s": None}
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 

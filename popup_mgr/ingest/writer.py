@@ -12,6 +12,7 @@ so daily_stats always equals rollups.rebuild()'s definition.
 """
 import queue
 import threading
+import time
 
 from popup_mgr import db as database
 from popup_mgr.ingest.errors import IngestUnavailable
@@ -111,6 +112,12 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
         self._thread = None
         self._stopping = False
+        # on_batch(size, commit_seconds) after every group commit (the app's metrics).
+        self.on_batch = None
+
+    def queue_depth(self):
+        """Events waiting for the next group commit."""
+        return self._queue.qsize()
 
     def submit(self, event):
         pending = _Pending(event)
@@ -175,6 +182,7 @@ class GroupCommitWriter:
         return [pending for pending in batch if pending is not None], stop
 
     def _commit(self, db, batch):
+        started = time.perf_counter()
         try:
             with database.transaction(db):
                 counts = {}
@@ -185,6 +193,8 @@ class GroupCommitWriter:
             for pending in batch:
                 self._commit_one(db, pending)
             return
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
         for pending, result in zip(batch, results):
             pending.finish(result)
 

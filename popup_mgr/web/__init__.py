@@ -8,9 +8,10 @@ from flask import request
 
 from popup_mgr.extensions import limiter
 from popup_mgr.web import (admin, analytics, api_campaigns, auth, beacons, fastpath, health, http,
-                           postback, public, security, setup_pages)
+                           operations_pages, postback, public, security, setup_pages)
 
-BLUEPRINTS = (health, auth, admin, api_campaigns, public, setup_pages, analytics, beacons, postback)
+BLUEPRINTS = (health, auth, admin, api_campaigns, public, setup_pages, analytics, beacons, postback,
+              operations_pages)
 
 
 def register(app):

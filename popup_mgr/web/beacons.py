@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, current_app, render_template, request
 
-from popup_mgr import netaddr, urls
+from popup_mgr import metrics, netaddr, urls
 from popup_mgr.extensions import client_address
 from popup_mgr.ingest import beacons
 from popup_mgr.ingest.errors import ClickNotConfirmed, EventError, IngestUnavailable
@@ -29,16 +29,21 @@ def beacon_answer(app, kind, content_length, stream, visitor):
     body = _read_limited(content_length, stream)
     if body is None:
         return fastpath.error_answer(413, "body too large")
+    events = metrics.metrics_for(app)
     try:
         beacon = beacons.parse_beacon(body)
         if kind == "impression":
-            beacons.record_impression(app, beacon, visitor)
+            counted = beacons.record_impression(app, beacon, visitor)
+            events.event(kind, "counted" if counted else "duplicate")
             return Answer(204, [NO_STORE])
         result = beacons.record_click(app, beacon, visitor)
     except EventError as exc:
+        events.event(kind, "rejected")
         return fastpath.error_answer(400, str(exc))
     except IngestUnavailable as exc:
+        events.event(kind, "unavailable")
         return fastpath.unavailable_answer(exc)
+    events.event(kind, "counted" if result.counted else "duplicate")
     payload = json.dumps({"click_id": result.click_id, "redirect_url": result.redirect_url}).encode()
     return Answer(200, [NO_STORE, ("Content-Type", "application/json")], payload)
 
@@ -56,14 +61,18 @@ def click_answer(app, token, event_ids, uncounted, visitor):
     """302 for GET|HEAD /c/<token>, or a str: the reason for the "bad link" page (400).
 
     HEAD and prefetches (uncounted) redirect without counting: no visitor has clicked yet."""
+    events = metrics.metrics_for(app)
     try:
         if uncounted:
             return _redirect_answer(beacons.uncounted_click_url(app, token))
-        event_id = _valid_event_id(event_ids)
-        return _redirect_answer(beacons.record_click(app, beacons.Beacon(token, event_id), visitor).redirect_url)
+        result = beacons.record_click(app, beacons.Beacon(token, _valid_event_id(event_ids)), visitor)
+        events.event("click", "counted" if result.counted else "duplicate")
+        return _redirect_answer(result.redirect_url)
     except EventError as exc:
+        events.event("click", "rejected")
         return str(exc)
     except IngestUnavailable as exc:
+        events.event("click", "unavailable")
         # The visitor clicked: losing them costs more than losing one count. The network still
         # gets a click id (the queued one when there is one), and a conversion for a click id we
         # never stored is kept as unattributed.

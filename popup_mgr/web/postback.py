@@ -2,7 +2,7 @@
 HTTP only: check the caller, parse, call ingest.conversions, answer."""
 from flask import Blueprint, current_app, jsonify, request
 
-from popup_mgr import netaddr
+from popup_mgr import metrics, netaddr
 from popup_mgr.extensions import client_address
 from popup_mgr.ingest import conversions
 from popup_mgr.ingest.errors import EventError, IngestUnavailable, PostbackRejected
@@ -16,16 +16,21 @@ def postback():
     if request.method == "HEAD":      # Flask adds HEAD to GET routes; a HEAD must not write money
         return fastpath.flask_response(fastpath.error_answer(405, "use GET or POST"))
     params = request.args if request.method == "GET" else request.values
+    events = metrics.metrics_for(current_app)
     try:
         _check_caller(params)
     except PostbackRejected as exc:
+        events.event("conversion", "rejected")
         return fastpath.flask_response(fastpath.error_answer(403, str(exc)))
     try:
         result = conversions.record_conversion(current_app, conversions.parse_postback(params))
     except EventError as exc:
+        events.event("conversion", "rejected")
         return fastpath.flask_response(fastpath.error_answer(400, str(exc)))
     except IngestUnavailable as exc:
+        events.event("conversion", "unavailable")
         return fastpath.flask_response(fastpath.unavailable_answer(exc))
+    events.event("conversion", "duplicate" if result.outcome == "duplicate" else "counted")
     response = jsonify(result.as_json())
     response.headers["Cache-Control"] = "no-store"
     return response
