@@ -164,6 +164,22 @@ def test_overlay_click_right_after_a_control_does_not_close(chromium, publisher,
         context.close()
 
 
+def test_long_texts_are_clamped_to_four_lines(chromium, publisher, popup_app):
+    """Tune descriptions can run to paragraphs: the popup shows four lines of each text, so one
+    long offer does not make every offer's popup tall."""
+    add_offers(popup_app, [{"title": LONG_TITLE * 2, "tagline": LONG_TITLE * 2, "description": LONG_TEXT}])
+    context, page = open_popup(chromium, publisher, popup_app, PHONE)
+    try:
+        for selector in ("h2", ".tg", ".ds"):
+            lines, cut = page.locator(f"{DIALOG} {selector}").evaluate(
+                "e => [e.clientHeight / parseFloat(getComputedStyle(e).lineHeight), e.scrollHeight > e.clientHeight]")
+            assert abs(lines - 4) < 0.05 and cut, (selector, lines)   # whole pixels vs fractional line heights
+        # The whole text is still there for screen readers.
+        assert page.locator(f"{DIALOG} .ds").text_content() == LONG_TEXT
+    finally:
+        context.close()
+
+
 # --- the close button over a dark image ---------------------------------------------------------
 
 def luminance(rgb):
