@@ -187,6 +187,8 @@
     '.logo{height:32px;max-width:60%;margin:0 auto 12px;object-fit:contain}' +
     // The offer's image and texts scroll inside a body whose height open() fixes (see fit()).
     '.bd{display:grid;overflow:auto}.in{margin:auto 0}' +
+    // Four lines of each text at most. `clip` cuts without making a scroll container (nothing can
+    // scroll the cut text into view); `hidden` is for browsers without it.
     'h2,.tg,.ds{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:4;overflow:hidden;overflow:clip}' +
     '.fig{aspect-ratio:16/9;width:100%;margin:8px 0 14px;border-radius:10px;overflow:hidden;background:#f1f2f4}' +
     '.fig img{display:block;width:100%;height:100%;object-fit:cover}' +
