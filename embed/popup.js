@@ -6,12 +6,15 @@
   // <form name="body">): read them through the prototype getters instead.
   var DP = Document.prototype, EP = Element.prototype, TP = EventTarget.prototype;
   var debug = false, base = '', opts = null, data = null, offersReady = null;
-  var armed = false, openedOnce = false, ui = null;
+  var armed = false, openedOnce = false, ui = null, sid = '', logged = [];
 
   function noop() {}
   function log() {
     if (!debug) return;
-    try { w.console.log.apply(w.console, ['ModePopup:'].concat([].slice.call(arguments))); } catch (e) { /* no console */ }
+    var said = [].slice.call(arguments);
+    // Kept on the page too, so the admin playground can show why nothing appears (a bot, say).
+    logged.push(said.join(' '));
+    try { w.console.log.apply(w.console, ['ModePopup:'].concat(said)); } catch (e) { /* no console */ }
   }
   // Every entry point from the page or the browser goes through this: the popup never throws.
   function guard(f) {
@@ -48,8 +51,9 @@
   }
 
   // Condensed from the `isbot` npm package's patterns: crawlers, previews, headless browsers
-  // and HTTP libraries. Bots get no popup and send nothing.
-  var BOT = /bot\b|bot[\/_-]|crawl|spider|slurp|archiv|headless|lighthouse|phantom|puppeteer|playwright|selenium|webdriver|python|curl|wget|httpclient|java\/|go-http|axios|node-fetch|okhttp|facebookexternal|bingpreview|mediapartners|adsbot|pingdom|uptime|monitor|scanner|preview|whatsapp|embedly|quora link|^mozilla\/5\.0$/i;
+  // and HTTP libraries. Bots get no popup and send nothing. (`bot\b` also covers "bot/" and
+  // "bot-", e.g. AdsBot-Google; `preview` covers BingPreview.)
+  var BOT = /bot\b|bot_|crawl|spider|slurp|archiv|headless|lighthouse|phantom|puppeteer|playwright|selenium|webdriver|python|curl|wget|httpclient|java\/|go-http|axios|node-fetch|okhttp|facebookexternal|mediapartners|pingdom|uptime|monitor|scanner|preview|whatsapp|embedly|quora link|^mozilla\/5\.0$/i;
   function isBot() { return BOT.test(navigator.userAgent || ''); }
 
   // --- the script tag, captured while it runs (currentScript is null later) -----------------
@@ -65,17 +69,16 @@
       return s;
     } catch (e) { return null; }
   }
-  function today() { var t = new Date(); return t.getFullYear() + '-' + (t.getMonth() + 1) + '-' + t.getDate(); }
+  function today() { return new Date().toDateString(); }     // the visitor's local calendar day
   function memKey(what) { return KEY + opts.property + ':' + what; }
   function remembered(what, frequency) {
-    var ss = storage('sessionStorage'), ls = storage('localStorage');
-    if (frequency === 'daily') return !!ls && ls.getItem(memKey(what)) === today();
-    return !!ss && ss.getItem(memKey(what)) === '1';
+    var daily = frequency === 'daily', s = storage(daily ? 'localStorage' : 'sessionStorage');
+    return !!s && s.getItem(memKey(what)) === (daily ? today() : '1');
   }
   function remember(what) {
     var ss = storage('sessionStorage'), ls = storage('localStorage');
     if (ss) ss.setItem(memKey(what), '1');
-    if (ls && data && data.frequency === 'daily') ls.setItem(memKey(what), today());
+    if (ls && data.frequency === 'daily') ls.setItem(memKey(what), today());
   }
   function suppressed() {
     var f = data.frequency;
@@ -84,31 +87,33 @@
     if (f !== 'always' && remembered('closed', f)) return 'closed';
     return '';
   }
+  // One id per tab session (the unit of the server's experiment assignment), the same for the
+  // offers call and the beacons even where storage is blocked.
   function sessionId() {
-    var ss = storage('sessionStorage'), id = ss && ss.getItem(KEY + 'sid');
-    if (!id) { id = uid(); if (ss) ss.setItem(KEY + 'sid', id); }
-    return id;
+    if (sid) return sid;
+    var ss = storage('sessionStorage');
+    sid = ss && ss.getItem(KEY + 'sid');
+    if (!/^[\w-]{8,64}$/.test(sid)) { sid = uid(); if (ss) ss.setItem(KEY + 'sid', sid); }
+    return sid;
   }
 
   // --- network: the offers call, the beacons, the offer image and the Tune pixel only ---------
   function beacon(path, body) {
-    if (opts.preview) return log('preview: not sent', path);
+    if (opts.preview) return log('preview: not counted', path);
     var url = base + path, s = JSON.stringify(body);
-    try { if (navigator.sendBeacon && navigator.sendBeacon(url, s)) return; } catch (e) { /* fall back */ }
-    w.fetch(url, {method: 'POST', keepalive: true, body: s, credentials: 'omit', mode: 'cors',
+    try { if (navigator.sendBeacon(url, s)) return; } catch (e) { /* no sendBeacon: fall back */ }
+    w.fetch(url, {method: 'POST', keepalive: true, body: s, credentials: 'omit',
       headers: {'Content-Type': 'text/plain'}}).catch(noop);
   }
   function pixel(u) {
     u = safeUrl(u);
     if (!u || opts.preview) return;
-    var img = new Image(1, 1);
-    img.alt = '';
-    img.src = u;
+    new Image().src = u;
   }
   function loadOffers() {
-    var q = opts.placement ? '?placement=' + encodeURIComponent(opts.placement) : '';
-    return w.fetch(base + '/api/offers/' + encodeURIComponent(opts.property) + q,
-      {credentials: 'omit', mode: 'cors'}).then(function (r) {
+    var q = '?sid=' + sessionId() + (opts.placement ? '&placement=' + opts.placement : '');
+    return w.fetch(base + '/api/offers/' + opts.property + q,
+      {credentials: 'omit'}).then(function (r) {
       if (!r.ok) throw new Error('offers answered ' + r.status);
       return r.json();
     }).then(guard(function (j) {
@@ -144,7 +149,7 @@
         if (!e.relatedTarget && e.clientY <= 0 && ready()) auto();
       });
       // Touch: a fast scroll up after reading down the page, or coming back to the tab.
-      if (w.matchMedia && w.matchMedia('(pointer: coarse)').matches) {
+      if (w.matchMedia('(pointer: coarse)').matches) {
         var lastY = w.scrollY, runY = lastY, runT = 0, maxY = 0, wasHidden = false;
         on(w, 'scroll', function () {
           var y = w.scrollY, t = Date.now();
@@ -167,24 +172,30 @@
   }
 
   // --- the popup ----------------------------------------------------------------------------
-  var MAX_DOTS = 3;
   var CSS = ':host{all:initial!important;position:fixed!important;inset:0!important;z-index:2147483647!important;' +
-    'display:flex!important;align-items:center!important;justify-content:center!important;visibility:visible!important;opacity:1!important}' +
+    'display:grid!important;place-items:center!important}' +
     '*{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit}' +
     '.ov{position:absolute;inset:0;background:rgba(0,0,0,.55)}' +
-    '.dlg{position:relative;width:calc(100% - 24px);max-width:420px;max-height:calc(100% - 24px);overflow:auto;' +
+    '.dlg{position:relative;display:flex;flex-direction:column;width:calc(100% - 24px);max-width:420px;max-height:calc(100% - 24px);overflow:auto;' +
     'background:var(--bg);color:var(--tx);border-radius:14px;padding:20px;box-shadow:0 10px 40px rgba(0,0,0,.35);' +
-    'font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;text-align:center;overflow-wrap:anywhere}' +
-    'button{all:unset;box-sizing:border-box;cursor:pointer;min-width:44px;min-height:44px;display:inline-flex;align-items:center;justify-content:center;border-radius:8px}' +
+    'font:16px/1.45 system-ui,sans-serif;text-align:center;overflow-wrap:anywhere}' +
+    'button{all:unset;box-sizing:border-box;cursor:pointer;min-width:44px;min-height:44px;display:inline-grid;place-items:center;border-radius:8px}' +
     ':focus-visible{outline:3px solid var(--ac)!important;outline-offset:2px}.dlg:focus{outline:0!important}' +
-    '.x{position:absolute;top:4px;right:4px;font-size:28px;line-height:1}' +
-    '.logo{display:block;height:32px;max-width:60%;margin:0 auto 12px;object-fit:contain}' +
+    // The close button keeps its own backing: it sits over the image's corner, which may be dark.
+    '.x{position:absolute;top:6px;right:6px;font-size:28px;line-height:1;background:var(--bg);border-radius:50%;' +
+    'box-shadow:0 1px 6px rgba(0,0,0,.35)}' +
+    '.logo{height:32px;max-width:60%;margin:0 auto 12px;object-fit:contain}' +
+    // The offer's image and texts scroll inside a body whose height open() fixes (see fit()).
+    '.bd{display:grid;overflow:auto}.in{margin:auto 0}' +
+    // Four lines of each text at most. `clip` cuts without making a scroll container (nothing can
+    // scroll the cut text into view); `hidden` is for browsers without it.
+    'h2,.tg,.ds{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:4;overflow:hidden;overflow:clip}' +
     '.fig{aspect-ratio:16/9;width:100%;margin:8px 0 14px;border-radius:10px;overflow:hidden;background:#f1f2f4}' +
     '.fig img{display:block;width:100%;height:100%;object-fit:cover}' +
     '.no{display:none}' +
     'h2{font-size:22px;line-height:1.25;font-weight:700;padding:0 28px}' +
     '.tg{color:var(--ac);font-weight:600;margin-top:6px}.ds{margin-top:8px;font-size:15px}' +
-    '.cta{display:flex;align-items:center;justify-content:center;min-height:48px;margin-top:16px;padding:10px 16px;' +
+    '.cta{display:grid;place-items:center;min-height:48px;margin-top:16px;padding:10px 16px;' +
     'border-radius:10px;background:var(--pr);color:var(--ct);font-weight:700;font-size:17px;text-decoration:none}' +
     '.nav{display:flex;flex-wrap:wrap;align-items:center;justify-content:center;margin-top:10px;font-size:24px}' +
     '.cnt{min-width:64px;font-size:15px}' +
@@ -210,7 +221,7 @@
   function build() {
     var host = el('mode-popup'), root = host.attachShadow({mode: 'open'});
     styles(root);
-    var u = {host: host, root: root, i: 0, seen: {}};
+    var u = {host: host, root: root, i: 0, seen: {}, used: 0};
     u.ov = el('div', 'ov', root);
     var dlg = u.dlg = el('div', 'dlg', root);
     dlg.setAttribute('role', 'dialog');
@@ -222,14 +233,16 @@
     u.x.textContent = '\u00d7';
     var logo = safeUrl(data.theme.logo_url);
     if (logo) { var l = el('img', 'logo', dlg); l.alt = ''; l.src = logo; }
-    u.fig = el('div', 'fig', dlg);
+    u.bd = el('div', 'bd', dlg);
+    var box = el('div', 'in', u.bd);
+    u.fig = el('div', 'fig', box);
     u.img = el('img', '', u.fig);
     u.img.alt = '';
     on(u.img, 'error', function () { u.fig.className = 'fig no'; });
-    u.t = el('h2', '', dlg);
+    u.t = el('h2', '', box);
     u.t.id = 'mp-t';
-    u.tg = el('p', 'tg', dlg);
-    u.ds = el('p', 'ds', dlg);
+    u.tg = el('p', 'tg', box);
+    u.ds = el('p', 'ds', box);
     u.cta = el('a', 'cta', dlg);
     u.cta.target = '_blank';
     u.cta.rel = 'noopener';
@@ -240,14 +253,14 @@
       u.prev.setAttribute('aria-label', 'Previous offer');
       u.prev.textContent = '\u2039';
       u.dots = [];
-      // Dots while prev + dots + next fit a 320 px phone at 44 px per tap target; beyond, "2 / 7".
-      for (var k = 0; k < n && n <= MAX_DOTS; k++) {
+      // Dots (up to 3) while prev + dots + next fit a 320 px phone at 44 px per tap target; beyond, "2 / 7".
+      for (var k = 0; k < n && n < 4; k++) {
         var dot = el('button', 'dot', nav);
         dot.setAttribute('aria-label', 'Offer ' + (k + 1) + ' of ' + n);
         on(dot, 'click', (function (j) { return function () { show(j); }; })(k));
         u.dots.push(dot);
       }
-      if (n > MAX_DOTS) {
+      if (n > 3) {
         u.cnt = el('span', 'cnt', nav);
         u.cnt.setAttribute('aria-live', 'polite');
       }
@@ -258,35 +271,67 @@
       on(u.next, 'click', function () { show(u.i + 1); });
     }
     on(u.x, 'click', function () { close('closed'); });
-    on(u.ov, 'click', function () { close('closed'); });
-    on(u.cta, 'click', function () { remember('clicked'); setTimeout(guard(function () { close(''); }), 0); });
+    // Any press (mouse, pen, touch) or key stops auto-advance; a press also says where it began.
+    on(root, 'pointerdown', function (e) {
+      stopAuto();
+      u.down = e.target;
+      if (e.target !== u.ov) u.used = Date.now();
+    });
+    on(u.ov, 'click', function () {
+      // Only a press that starts on the overlay closes, and never just after a control was used:
+      // the second click of a double click on "next" is no request to close.
+      if (u.down === u.ov && Date.now() - u.used > 700) close('closed');
+    });
+    on(u.cta, 'click', function (e) {
+      if (opts.preview) { e.preventDefault(); return log('preview: not counted', 'click'); }
+      remember('clicked');
+      setTimeout(guard(function () { close(''); }), 0);
+    });
     on(dlg, 'keydown', keydown);
-    var x0 = null;
+    var x0 = 0;         // where the touch began: every touchend follows its touchstart
     on(dlg, 'touchstart', function (e) { x0 = e.touches[0].clientX; }, {passive: true});
     on(dlg, 'touchend', function (e) {
-      var dx = x0 === null ? 0 : e.changedTouches[0].clientX - x0;
+      var dx = e.changedTouches[0].clientX - x0;
       if (Math.abs(dx) > 40) show(u.i + (dx < 0 ? 1 : -1));
-      x0 = null;
     });
-    ['pointerdown', 'keydown', 'touchstart'].forEach(function (type) { on(dlg, type, stopAuto); });
     return u;
   }
 
-  function show(i) {
-    var n = data.offers.length, o;
-    ui.i = i = (i + n) % n;
-    o = data.offers[i];
+  // The texts and image frame of offer i (not its image: fit() measures without loading any).
+  function fill(i) {
+    var o = data.offers[i], img = safeUrl(o.image_url);
     ui.t.textContent = text(o.title);
     ui.tg.textContent = text(o.tagline);
     ui.ds.textContent = text(o.description);
     ui.cta.textContent = text(o.cta_text) || 'View offer';
-    var img = safeUrl(o.image_url);
     ui.fig.className = img ? 'fig' : 'fig no';
+    return img;
+  }
+  // The dialog is centred, so its height must not change from offer to offer: every offer is
+  // laid out in turn before anything is painted, and the body and the button keep the tallest
+  // one's height. The close button, the call to action and the arrows then stay where they are.
+  function fit() {
+    var h = 0, c = 0, bd = ui.bd.style, cta = ui.cta.style;
+    bd.height = cta.minHeight = '';
+    for (var j = 0; j < data.offers.length; j++) {
+      fill(j);
+      h = Math.max(h, ui.bd.scrollHeight);
+      c = Math.max(c, ui.cta.offsetHeight);
+    }
+    bd.height = h + 1 + 'px';       // + 1: scrollHeight is rounded, the content may be a fraction taller
+    cta.minHeight = c + 'px';
+    fill(ui.i);
+  }
+
+  function show(i) {
+    var n = data.offers.length;
+    ui.i = i = (i + n) % n;
+    var img = fill(i), href = safeUrl(data.offers[i].click_url);
     if (img) ui.img.src = img; else ui.img.removeAttribute('src');
-    // The click's event id is its own (not the impression's); /c/ counts it once per id.
-    var href = safeUrl(o.click_url);
-    ui.cta.href = href + (href.indexOf('?') < 0 ? '?' : '&') + 'e=' + uid();
-    if (ui.dots) ui.dots.forEach(function (dot, j) { dot.setAttribute('aria-current', j === i ? 'true' : 'false'); });
+    // The click's event id is its own (not the impression's); /c/ counts it once per id. A
+    // preview (the admin playground) never links to /c/: it would count a click.
+    ui.cta.href = opts.preview ? '#' : href + (href.indexOf('?') < 0 ? '?' : '&') + 'e=' + uid();
+    if (ui.dots) ui.dots.forEach(function (dot, j) { dot.setAttribute('aria-current', j === i); });
     if (ui.cnt) ui.cnt.textContent = (i + 1) + ' / ' + n;
     count();
   }
@@ -301,18 +346,17 @@
     pixel(o.impression_pixel_url);
   }
 
-  function focusables() {
-    return [ui.x, ui.cta].concat(ui.prev ? [ui.prev].concat(ui.dots, [ui.next]) : []);
-  }
   function keydown(e) {
+    stopAuto();
     if (e.key === 'Escape') { e.preventDefault(); return close('closed'); }
     if (e.key === 'ArrowRight' && ui.next) return show(ui.i + 1);
     if (e.key === 'ArrowLeft' && ui.prev) return show(ui.i - 1);
     if (e.key !== 'Tab') return;
-    var list = focusables(), at = list.indexOf(ui.root.activeElement);
-    var to = e.shiftKey ? (at <= 0 ? list.length - 1 : at - 1) : (at < 0 || at === list.length - 1 ? 0 : at + 1);
+    // Tab and Shift+Tab cycle through the controls only (from the dialog itself: first or last).
+    var list = [ui.x, ui.cta].concat(ui.prev ? [ui.prev].concat(ui.dots, [ui.next]) : []);
+    var at = list.indexOf(ui.root.activeElement), n = list.length;
     e.preventDefault();
-    list[to].focus();
+    list[(e.shiftKey ? (at > 0 ? at : n) - 1 : at + 1) % n].focus();
   }
 
   function stopAuto() { if (ui && ui.timer) { clearInterval(ui.timer); ui.timer = 0; log('auto-advance stopped'); } }
@@ -320,15 +364,19 @@
   function open() {
     if (ui || !data || !data.offers.length) return log(ui ? 'already open' : 'no offers to show');
     var body = docGet('body') || docGet('documentElement');
+    if (!openedOnce) {
+      on(d, 'visibilitychange', count);
+      on(w, 'resize', function () { if (ui) fit(); });
+    }
     openedOnce = true;
     ui = build();
     ui.back = docGet('activeElement');
     body.appendChild(ui.host);
+    fit();
     show(0);
     ui.dlg.focus();
-    on(d, 'visibilitychange', count);
     var every = opts.autoAdvance;
-    var calm = w.matchMedia && w.matchMedia('(prefers-reduced-motion: reduce)').matches;
+    var calm = w.matchMedia('(prefers-reduced-motion: reduce)').matches;
     if (every > 0 && data.offers.length > 1 && !calm) {
       ui.timer = setInterval(guard(function () { show(ui.i + 1); }), Math.max(3, every) * 1000);
     }
@@ -341,7 +389,7 @@
     if (why) remember(why);
     var u = ui;
     ui = null;
-    if (u.host.parentNode) u.host.parentNode.removeChild(u.host);
+    u.host.remove();
     try { if (u.back && u.back.focus) u.back.focus(); } catch (e) { /* element gone */ }
     log('closed', why || 'after click');
   }
@@ -350,14 +398,14 @@
   function init(o) {
     o = o || {};
     if (o.debug) debug = true;
-    if (opts) return log('init called again: ignored (one popup per page)');
-    if (!/^[A-Za-z0-9_-]{1,32}$/.test(o.property || '')) return log('init needs a property code');
+    if (opts) return log('init called again: ignored');
+    if (!/^[\w-]{1,32}$/.test(o.property || '')) return log('init needs a property code');
     opts = {property: o.property, preview: !!o.preview,
       placement: /^(thankyou|timed|exit-intent)$/.test(o.placement) ? o.placement : '',
       frequency: /^(session|daily|always)$/.test(o.frequency) ? o.frequency : '',
       seconds: num(o.seconds), delay: num(o.delay), autoAdvance: num(o.autoAdvance)};
     if (o.base) base = safeUrl(o.base) && new URL(o.base).origin;
-    if (!base) return log('no base URL (load popup.js with a <script src> or pass base)');
+    if (!base) return log('no base URL: pass base');
     if (isBot()) return log('bot user agent: nothing shown or sent');
     offersReady = loadOffers();
     offersReady.then(guard(function () {
@@ -370,19 +418,20 @@
     offersReady.then(guard(open))['catch'](noop);
   }
 
-  var existing = w[NAME], loaded = existing && !(existing instanceof w.Node) && existing.loaded;
-  var queue = existing && !(existing instanceof w.Node) && existing.q instanceof Array ? existing.q : [];
-  var api = {init: guard(init), show: guard(showNow), q: {push: guard(init)}, loaded: 1};
+  var existing = w[NAME] instanceof w.Node ? null : w[NAME], loaded = existing && existing.loaded;
+  var queue = existing && existing.q instanceof Array ? existing.q : [];
+  var api = {init: guard(init), show: guard(showNow), q: {push: guard(init)}, log: logged, loaded: 1};
   // popup.js included twice: the first copy stays in charge, so there is still one popup.
   if (loaded) api = existing;
   else try { w[NAME] = api; } catch (e) { return; }
   guard(function () {
-    if (me && attr(me, 'data-property')) {
-      api.init({property: attr(me, 'data-property'), placement: attr(me, 'data-placement'),
-        frequency: attr(me, 'data-frequency'), seconds: attr(me, 'data-seconds'),
-        autoAdvance: attr(me, 'data-auto-advance'), base: attr(me, 'data-base'),
-        debug: attr(me, 'data-debug') === 'true', preview: attr(me, 'data-preview') === 'true'});
-    }
+    var o = {};
+    'property placement frequency seconds auto-advance base debug preview'.split(' ').forEach(function (name) {
+      o[name.replace('-a', 'A')] = attr(me, 'data-' + name);
+    });
+    o.debug = o.debug === 'true';
+    o.preview = o.preview === 'true';
+    if (o.property) api.init(o);
     queue.forEach(function (o) { api.init(o); });
   })();
 })(window, document);

@@ -1,4 +1,5 @@
-// Install page: copy the snippet. Playground: open the popup on demand, forget its memory.
+// Install page: copy the snippet. Playground: open the popup on demand, forget its memory, list
+// what the popup reports.
 (function () {
   'use strict';
   function say(text) {
@@ -24,4 +25,23 @@
     });
     say('Memory cleared: reload to see the popup again.');
   });
+  // The playground runs the popup with debug on: what it reports (why it shows nothing, what a
+  // preview does not count) is listed on the page, where Mike looks, not only in the console.
+  var lines = document.getElementById('embed-log'), listed = 0;
+  if (lines) setInterval(function () {
+    var log = (window.ModePopup && window.ModePopup.log) || [];
+    for (; listed < log.length; listed++) {
+      var item = document.createElement('li');
+      item.textContent = log[listed];
+      lines.appendChild(item);
+      if (log[listed].indexOf('bot user agent') === 0) explainBot();
+    }
+  }, 250);
+  function explainBot() {
+    var note = document.getElementById('embed-bot');
+    note.textContent = 'This browser looks like a bot to the popup (its user agent: ' + navigator.userAgent +
+      '), so the popup shows nothing and sends nothing here, as for crawlers and headless browsers on' +
+      ' publisher pages. Open the playground in an ordinary browser to see it.';
+    note.hidden = false;
+  }
 })();
