@@ -37,11 +37,11 @@ def test_readme_documents_beacon_keys_and_size(client):
     readme = (ROOT / "embed" / "README.md").read_text()
     for key in DOCUMENTED_BEACON_KEYS:
         assert key in readme
-    # The figure the README states ("about 4.9 KB today") is the size actually served, to 0.1 KB.
-    stated = re.search(r"about (\d+\.\d) KB today", readme)
-    assert stated, "embed/README.md states the gzip size as 'about N.N KB today'"
+    # The figure the README states ("5,092 B today") is the size actually served.
+    stated = re.search(r"(\d[\d,]*) B today", readme)
+    assert stated, "embed/README.md states the gzip size as 'N,NNN B today'"
     served = len(client.get("/popup.js", headers={"Accept-Encoding": "gzip"}).data)
-    assert abs(float(stated.group(1)) * 1024 - served) <= 0.1 * 1024, f"served {served} B gzipped"
+    assert int(stated.group(1).replace(",", "")) == served, f"served {served} B gzipped"
 
 
 def test_gzip_size_of_served_script_is_in_budget(client):
