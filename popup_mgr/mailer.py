@@ -69,6 +69,11 @@ def parse_smtp_url(url):
     if not parts.hostname:
         raise MailError("POPUP_SMTP_URL has no host")
     query = dict(urllib.parse.parse_qsl(parts.query))
+    if _stray_at_sign(url.strip(), parts):
+        # A password with an unencoded / ? or # ends the host early: the rest of the password
+        # would be read as a port or a path, and the mail sent to the wrong server.
+        raise MailError("POPUP_SMTP_URL's password must be percent-encoded (@ as %40, / as %2F,"
+                        " ? as %3F, # as %23)")
     security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}[parts.scheme]
     if security == "plain" and query.get("starttls", "").lower() in ("1", "true", "yes"):
         security = "starttls"
@@ -78,6 +83,12 @@ def parse_smtp_url(url):
         sender=query.get("from") or _default_sender(username, parts.hostname),
         username=username, password=urllib.parse.unquote(parts.password or ""),
         timeout=_timeout(query.get("timeout")), cafile=query.get("cafile", ""))
+
+
+def _stray_at_sign(url, parts):
+    """True when an @ sits somewhere other than after the user part or in the from= address."""
+    in_from = sum(pair.count("@") for pair in parts.query.split("&") if pair.startswith("from="))
+    return url.partition("://")[2].count("@") != parts.netloc.count("@") + in_from
 
 
 def _default_sender(username, host):
@@ -178,3 +189,27 @@ def _reason(exc):
     exceptions hold the server's reply and never the password; kept short for one line)."""
     text = str(exc) or type(exc).__name__
     return text[:200]
+
+
+MASK = "••••••"
+# Query parameters parse_smtp_url understands; any other one is left out of the shown URL (it
+# does nothing, and someone may have put a secret there).
+SHOWN_PARAMETERS = ("from", "timeout", "cafile", "starttls")
+
+
+def masked_url(url):
+    """POPUP_SMTP_URL for the admin page: the password replaced by a mask, whatever its length.
+
+    Raises MailError (whose message never quotes the URL) when the URL cannot be used: an
+    unreadable URL is not shown at all, since where its password starts is unknown.
+    """
+    parse_smtp_url(url)
+    parts = urllib.parse.urlsplit(url.strip())
+    userinfo = ""
+    if parts.username is not None:
+        userinfo = parts.username + (f":{MASK}" if parts.password is not None else "") + "@"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    query = urllib.parse.urlencode([(name, value) for name, value in urllib.parse.parse_qsl(parts.query)
+                                    if name in SHOWN_PARAMETERS], safe="@/")
+    return f"{parts.scheme}://{userinfo}{host}{port}" + (f"?{query}" if query else "")

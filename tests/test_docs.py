@@ -1,9 +1,9 @@
-"""Everything a user can call is documented: every command in the README, every public or API
-endpoint in the README's endpoint tables."""
+"""Everything a user can call or set is documented: every command in the README, every public or
+API endpoint in the README's endpoint tables, every setting in its configuration table."""
 import re
 from pathlib import Path
 
-from popup_mgr import cli
+from popup_mgr import alert_settings, alerts, cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -27,3 +27,16 @@ def test_every_setting_is_documented():
     source = "".join(path.read_text() for path in package.rglob("*.py"))
     for variable in sorted(set(re.findall(r"\b(POPUP_[A-Z][A-Z_]*[A-Z])\b", source))):
         assert f"`{variable}`" in README, f"{variable} is not in README.md's configuration table"
+
+
+def test_every_alert_setting_is_in_the_configuration_table():
+    table = README.split("\n## Configuration\n")[1].split("\n## ")[0]
+    for name in alert_settings.SETTINGS:
+        variable = alert_settings.env_name(name)
+        assert f"| `{variable}` |" in table, f"{variable} is not in README.md's configuration table"
+
+
+def test_the_alerts_page_and_its_guide_are_documented():
+    section = README.split("\n## Alerts and the daily digest\n")[1].split("\n## ")[0]
+    assert f"`{alerts.ALERTS_PATH}`" in section and "(docs/alerts.md)" in section
+    assert (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").exists()

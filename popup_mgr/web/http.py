@@ -21,6 +21,7 @@ NAV = (
     ("setup.install", "Install"),
     ("setup.playground", "Playground"),
     ("setup.postback_settings", "Postback"),
+    ("alerts.index", "Alerts"),
     ("operations.jobs", "Jobs"),
     ("admin.audit", "Audit log"),
 )
