@@ -1,7 +1,7 @@
 """Settings of the e-mail alerts, the daily digest and the image checks, with their defaults.
 
 Each setting NAME is read from the app's configuration key NAME when present (so tests and
-`create_app(test_config)` can set it), else from the environment variable POPUP_NAME, else
+`create_app(test_config)` can set it), else from the environment variable POPUP_<NAME>, else
 its default below. A value that cannot be read as the default's type is an error, never
 silently replaced: a threshold typed wrong should not turn an alert off.
 """
