@@ -7,10 +7,11 @@ route registered before it is installed."""
 from flask import request
 
 from popup_mgr.extensions import limiter
-from popup_mgr.web import (admin, analytics, api_campaigns, auth, beacons, fastpath, health, http,
-                           postback, public, security, setup_pages)
+from popup_mgr.web import (admin, analytics, api_campaigns, api_tune, auth, beacons, fastpath, health, http,
+                           postback, public, security, setup_pages, tune_pages)
 
-BLUEPRINTS = (health, auth, admin, api_campaigns, public, setup_pages, analytics, beacons, postback)
+BLUEPRINTS = (health, auth, admin, api_campaigns, public, setup_pages, analytics, beacons, postback,
+              tune_pages, api_tune)
 
 
 def register(app):
