@@ -227,7 +227,7 @@ def _csv_response(filename, header, rows):
     writer.writerow(header)
     for row in rows:
         # A leading =, +, - or @ would make a spreadsheet evaluate a campaign name as a formula.
-        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _is_number(v) else v
+        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not _is_number(v) else v
                          for v in row])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
