@@ -378,4 +378,6 @@ def test_the_key_is_in_no_page_and_no_log_line(differing, admin_client, api_toke
     assert any("retry 1 of" in record.getMessage() for record in caplog.records)
     # The stand-in's own access log (logger "werkzeug") is the network's side, not ours.
     ours = [record for record in caplog.records if record.name != "werkzeug"]
-    assert ours and not any(API_KEY in record.getMessage() for record in ours)
+    assert not any(API_KEY in record.getMessage() for record in ours)
+    requests = [record.getMessage() for record in ours if record.name == "httpx"]
+    assert requests and all("api_key=***" in line for line in requests)     # httpx's request lines, redacted
