@@ -270,6 +270,10 @@ def reconcile_command(first_day, last_day, as_json, apply):
         click.echo("After: " + reconcile.gap_sentence(reconcile.summary(done["after"])))
 
 
+def _signed_money(text):
+    return text if text.startswith("-") or text == "0.00" else "+" + text
+
+
 def _print_reconciliation(report, tz):
     click.echo(f"Reconciliation with Tune, {report['from']} to {report['to']} (network days, {tz}); diff = Tune - ours")
     click.echo(f"{'date':<10}  {'offer':>7}  {'campaign':>8}  {'clicks ours/tune/diff':>21}"
@@ -280,7 +284,7 @@ def _print_reconciliation(report, tz):
         click.echo(f"{day['date']:<10}  {day['offer_id'] or '-':>7}  {day['campaign_id'] or '-':>8}"
                    f"  {ours['clicks']:>6} {tune['clicks']:>6} {diff['clicks']:>+7}"
                    f"  {ours['conversions']:>6} {tune['conversions']:>6} {diff['conversions']:>+6}"
-                   f"  {ours['revenue']} / {tune['revenue']} / {diff['revenue']}{marker}")
+                   f"  {ours['revenue']} / {tune['revenue']} / {_signed_money(diff['revenue'])}{marker}")
     if not report["days"]:
         click.echo("(no clicks or conversions on either side)")
     totals = report["totals"]

@@ -94,7 +94,7 @@ def _settings_answer(status, **extra):
 
 @bp.post("/admin/tune/test")
 def test_connection():
-    ok, sentence = tune_jobs.test_connection(_app(), **tune_jobs.INTERACTIVE)
+    ok, sentence = tune_jobs.test_connection(_app())          # one try, 30 s at most
     return _settings_answer(200, test_result={"ok": ok, "sentence": sentence})
 
 
