@@ -245,7 +245,8 @@ def _tune_failure(exc):
 @click.option("--from", "first_day", required=True, metavar="YYYY-MM-DD", help="First network day.")
 @click.option("--to", "last_day", required=True, metavar="YYYY-MM-DD", help="Last network day.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reconciliation as JSON.")
-@click.option("--apply", is_flag=True, help="Record Tune's conversions we lack and take Tune's status where it differs.")
+@click.option("--apply", is_flag=True,
+              help="Record Tune's conversions we lack and take Tune's status where it differs.")
 @with_appcontext
 def reconcile_command(first_day, last_day, as_json, apply):
     """Compare our clicks, conversions and revenue with Tune's reports, per offer per day."""

@@ -106,7 +106,8 @@ def test_sync_tune_says_what_it_did_in_words(connected, runner, db, tune):
         "Tune sync: 2 created, 0 updated, 1 held, 0 released, 0 unchanged.",
         f"  created   campaign #{ids[0]}, inactive until you review it",
         f"  created   campaign #{ids[1]}, inactive until you review it",
-        f"  held      campaign #{ids[1]}: offer expired at the network (2020-01-02T05:00:00Z)"]   # a bare date ends at midnight
+        # A bare expiry date ends at that day's midnight in the network's time zone.
+        f"  held      campaign #{ids[1]}: offer expired at the network (2020-01-02T05:00:00Z)"]
 
 
 def test_dry_run_reports_exactly_what_a_run_would_do_and_changes_nothing(connected, runner, db, tune):

@@ -80,7 +80,8 @@ def test_the_sync_lease_is_shared_with_other_processes(connected, tune):
 # --- the scheduler's entry points -------------------------------------------------------------------
 
 def test_scheduled_jobs_do_nothing_and_say_so_before_tune_is_set_up(app, tune):
-    assert tune_jobs.scheduled_sync(app.config) == "Tune is not connected: set the network id and the API key; nothing to do."
+    assert tune_jobs.scheduled_sync(app.config) == \
+        "Tune is not connected: set the network id and the API key; nothing to do."
     assert tune_jobs.scheduled_reconcile(app.config).endswith("; nothing to do.")
     assert tune.calls == []
 
