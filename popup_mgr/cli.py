@@ -1,4 +1,5 @@
 """The popup-mgr command line. The same commands are on `flask --app popup_mgr`."""
+import json
 import os
 import secrets
 import sys
@@ -7,7 +8,8 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from popup_mgr import backup, campaigns, demo, doctor, operations, rollups, serving, signals, users
+from popup_mgr import (backup, campaigns, demo, doctor, operations, reconcile, rollups, serving, signals,
+                       tune_jobs, tune_sync, users)
 from popup_mgr import db as database
 
 # Beacon threads spend part of each request waiting (GIL released) for the group commit of their
@@ -243,8 +245,111 @@ def _check_day(value):
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)")
 
 
+# --- Tune (HasOffers) -------------------------------------------------------------------------------
+# Both commands talk to the network themselves (no server needed). A failure exits 1 with the
+# network's message (the client never puts the API key in one) and changes nothing.
+
+CLI_ACTOR = "cli"
+
+
+@click.command("sync-tune")
+@click.option("--dry-run", is_flag=True, help="Read the network and report what would change; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_appcontext
+def sync_tune(dry_run, as_json):
+    """Bring campaigns in line with the approved offers at Tune (new ones inactive, holds set and lifted)."""
+    try:
+        result = tune_jobs.sync_now(current_app._get_current_object(), actor=CLI_ACTOR, dry_run=dry_run)
+    except (tune_jobs.NotConfigured, tune_jobs.TuneError, tune_sync.SyncBusy) as exc:
+        raise click.ClickException(_tune_failure(exc))
+    for skipped in result.skipped:
+        click.echo(f"skipped Tune offer {skipped['offer_id']}: {skipped['reason']}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), sort_keys=True))
+        return
+    click.echo(tune_jobs.describe_sync(result))
+    for campaign_id in result.created:
+        click.echo(f"  created   campaign #{campaign_id}, inactive until you review it")
+    for campaign_id in result.updated:
+        click.echo(f"  updated   campaign #{campaign_id} (network facts)")
+    for hold in result.held:
+        click.echo(f"  held      campaign #{hold['campaign_id']}: {hold['reason']}")
+    for campaign_id in result.released:
+        click.echo(f"  released  campaign #{campaign_id}")
+
+
+def _tune_failure(exc):
+    if isinstance(exc, tune_jobs.NotConfigured):
+        return str(exc)
+    return f"Tune: {getattr(exc, 'message', None) or exc}; nothing was changed."
+
+
+@click.command("reconcile")
+@click.option("--from", "first_day", required=True, metavar="YYYY-MM-DD", help="First network day.")
+@click.option("--to", "last_day", required=True, metavar="YYYY-MM-DD", help="Last network day.")
+@click.option("--json", "as_json", is_flag=True, help="Print the reconciliation as JSON.")
+@click.option("--apply", is_flag=True,
+              help="Record Tune's conversions we lack and take Tune's status where it differs.")
+@with_appcontext
+def reconcile_command(first_day, last_day, as_json, apply):
+    """Compare our clicks, conversions and revenue with Tune's reports, per offer per day."""
+    try:
+        first_day, last_day = reconcile.parse_range(first_day, last_day)
+    except reconcile.RangeInvalid as exc:
+        raise click.UsageError(str(exc))
+    try:
+        done = tune_jobs.reconcile_days(current_app._get_current_object(), first_day, last_day, apply=apply,
+                                        actor=CLI_ACTOR)
+    except (tune_jobs.NotConfigured, tune_jobs.TuneError) as exc:
+        raise click.ClickException(_tune_failure(exc))
+    report = done["report"]
+    if as_json:
+        click.echo(json.dumps(report | ({"applied": done["applied"]} if apply else {}), sort_keys=True))
+        return
+    _print_reconciliation(report, done["tz"])
+    if apply:
+        applied = done["applied"]
+        click.echo(f"Applied: {len(applied['recorded'])} conversion(s) recorded, {len(applied['updated'])}"
+                   f" status(es) taken from Tune, {applied['unchanged']} already as Tune has them.")
+        click.echo("After: " + reconcile.gap_sentence(reconcile.summary(done["after"])))
+
+
+def _signed_money(text):
+    return text if text.startswith("-") or text == "0.00" else "+" + text
+
+
+def _print_reconciliation(report, tz):
+    click.echo(f"Reconciliation with Tune, {report['from']} to {report['to']} (network days, {tz}); diff = Tune - ours")
+    click.echo(f"{'date':<10}  {'offer':>7}  {'campaign':>8}  {'clicks ours/tune/diff':>21}"
+               f"  {'conv. ours/tune/diff':>20}  revenue ours/tune/diff")
+    for day in report["days"]:
+        ours, tune, diff = day["ours"], day["tune"], day["diff"]
+        marker = " *" if diff["clicks"] or diff["conversions"] or diff["revenue"] != "0.00" else ""
+        click.echo(f"{day['date']:<10}  {day['offer_id'] or '-':>7}  {day['campaign_id'] or '-':>8}"
+                   f"  {ours['clicks']:>6} {tune['clicks']:>6} {diff['clicks']:>+7}"
+                   f"  {ours['conversions']:>6} {tune['conversions']:>6} {diff['conversions']:>+6}"
+                   f"  {ours['revenue']} / {tune['revenue']} / {_signed_money(diff['revenue'])}{marker}")
+    if not report["days"]:
+        click.echo("(no clicks or conversions on either side)")
+    totals = report["totals"]
+    click.echo(f"Totals: ours {totals['ours']['clicks']} clicks, {totals['ours']['conversions']} conversions,"
+               f" ${totals['ours']['revenue']}; Tune {totals['tune']['clicks']} clicks,"
+               f" {totals['tune']['conversions']} conversions, ${totals['tune']['revenue']}")
+    for title, key in (("Missing in ours (Tune has them, we never received them)", "missing_in_ours"),
+                       ("Missing in Tune (raise them with the network)", "missing_in_tune"),
+                       ("Status differs", "status_mismatches")):
+        rows = report[key]
+        click.echo(f"{title}: {len(rows)}")
+        for row in rows:
+            status = (f"ours {row['ours_status']}, Tune {row['status']}" if key == "status_mismatches"
+                      else row["status"])
+            click.echo(f"  {row['datetime']}  {row['transaction_id']}  offer {row['offer_id']}  ${row['payout']}"
+                       f"  {status}  click {row['click_id'] or '-'}")
+    click.echo(reconcile.gap_sentence(reconcile.summary(report)))
+
+
 COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart, backup_command, restore_command,
-            verify, doctor_command)
+            verify, doctor_command, sync_tune, reconcile_command)
 
 
 def register(app):

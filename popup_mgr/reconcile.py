@@ -31,6 +31,40 @@ from popup_mgr.tune_client import network_cents
 BUCKET_MS = 15 * 60 * 1000       # every time zone's offset and DST change is a multiple of 15 min
 STATUSES = ("approved", "pending", "rejected")
 ACTOR = "reconcile"
+MAX_RANGE_DAYS = 366             # a year per request: Tune's conversion report reaches back 25 months
+
+
+class RangeInvalid(ValueError):
+    """A from/to pair that cannot be reconciled; .errors maps "from"/"to" to a message."""
+
+    def __init__(self, errors):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in sorted(errors.items())))
+        self.errors = errors
+
+
+def parse_range(first_text, last_text):
+    """(first_day, last_day) as ISO dates from the from/to parameters of the CLI, the API and the
+    page; raises RangeInvalid with a message per field."""
+    errors, days = {}, {}
+    for field, text in (("from", first_text), ("to", last_text)):
+        text = (text or "").strip()
+        if not text:
+            errors[field] = "required: a day as YYYY-MM-DD"
+            continue
+        try:
+            days[field] = dt.date.fromisoformat(text) if len(text) == 10 else None
+        except ValueError:
+            days[field] = None
+        if days[field] is None:
+            errors[field] = f"{text[:40]!r} is not a day (YYYY-MM-DD)"
+    if not errors:
+        if days["to"] < days["from"]:
+            errors["to"] = "the last day is before the first day"
+        elif (days["to"] - days["from"]).days >= MAX_RANGE_DAYS:
+            errors["to"] = f"at most {MAX_RANGE_DAYS} days at a time"
+    if errors:
+        raise RangeInvalid(errors)
+    return days["from"].isoformat(), days["to"].isoformat()
 
 
 def store_conversion(db, transaction_id, click_id, payout_cents, status, at_ms):
@@ -286,17 +320,24 @@ def last_summary(db):
     return None if row is None else json.loads(row["summary"]) | {"at": row["at"]}
 
 
-def gap_sentence(summary_):
-    """One plain sentence for the dashboard, e.g. "Tune reports $12.40 more than we recorded:
-    3 conversions we never received." """
+def gap_sentence(summary_, yesterday=None):
+    """One plain sentence for the dashboard, e.g. "Tune reports $12.40 more than we recorded
+    yesterday: 3 conversions we never received." (yesterday: the network's, to say it in words)."""
     tune_cents = _signed_cents(summary_["totals"]["tune"]["revenue"])
     ours_cents = _signed_cents(summary_["totals"]["ours"]["revenue"])
     gap, missing = tune_cents - ours_cents, summary_["missing_in_ours"]
-    period = summary_["from"] if summary_["from"] == summary_["to"] else f"{summary_['from']} to {summary_['to']}"
-    if gap == 0 and not missing and not summary_["status_mismatches"]:
-        return f"Tune and we recorded the same revenue for {period}."
+    if summary_["from"] == summary_["to"]:
+        period = "yesterday" if summary_["from"] == yesterday else f"for {summary_['from']}"
+    else:
+        period = f"for {summary_['from']} to {summary_['to']}"
+    if gap == 0 and not missing:
+        mismatches = summary_["status_mismatches"]
+        if mismatches:
+            return (f"Tune and we recorded the same revenue {period}, but {mismatches} conversion"
+                    f"{'s have' if mismatches != 1 else ' has'} another status at Tune.")
+        return f"Tune and we recorded the same revenue {period}."
     direction = "more" if gap >= 0 else "less"
-    sentence = f"Tune reports ${money.format_cents(abs(gap))} {direction} than we recorded for {period}"
+    sentence = f"Tune reports ${money.format_cents(abs(gap))} {direction} than we recorded {period}"
     if missing:
         sentence += f": {missing} conversion{'s' if missing != 1 else ''} we never received"
     return sentence + "."

@@ -126,11 +126,12 @@ def load(db, secret_key, business_tz, environ=os.environ):
     values["api_url"] = values["api_url"] or DEFAULT_API_URL
     values["tz"] = values["tz"] or business_tz
     return TuneSettings(network_id=values["network_id"], api_key=values["api_key"],
-                        api_url=values["api_url"], tz=values["tz"], sync_s=_sync_seconds(environ),
+                        api_url=values["api_url"], tz=values["tz"], sync_s=sync_seconds(environ),
                         sources=sources, problem=problem)
 
 
-def _sync_seconds(environ):
+def sync_seconds(environ=os.environ):
+    """Seconds between the server's sync runs (POPUP_TUNE_SYNC_S, at least MIN_SYNC_S)."""
     try:
         return max(MIN_SYNC_S, int(environ.get("POPUP_TUNE_SYNC_S") or DEFAULT_SYNC_S))
     except ValueError:

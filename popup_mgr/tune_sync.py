@@ -114,7 +114,7 @@ def sync(db, client, *, actor=ACTOR, dry_run=False, now=None, tune_tz="America/N
         raise
     finally:
         leases.release(db, LEASE_NAME, holder)
-    _record_run(db, started, actor, "ok", _summary(result), result.as_json() | {"skipped": result.skipped})
+    _record_run(db, started, actor, "ok", summary(result), result.as_json() | {"skipped": result.skipped})
     if result.changed and app is not None:
         signals.notify_catalog_changed(app)
     return result
@@ -133,7 +133,8 @@ def _run(db, client, actor, now, tune_tz, dry_run):
     return result
 
 
-def _summary(result):
+def summary(result):
+    """'1 created, 0 updated, ...': what a run did, in words."""
     return (f"{len(result.created)} created, {len(result.updated)} updated, {len(result.held)} held,"
             f" {len(result.released)} released, {result.unchanged} unchanged"
             + (f", {len(result.skipped)} offers skipped" if result.skipped else ""))

@@ -75,3 +75,75 @@ def test_the_sync_lease_is_shared_with_other_processes(connected, tune):
         conn.close()
     with pytest.raises(tune_jobs.tune_sync.SyncBusy):
         tune_jobs.sync_now(connected)
+
+
+# --- the scheduler's entry points -------------------------------------------------------------------
+
+def test_scheduled_jobs_do_nothing_and_say_so_before_tune_is_set_up(app, tune):
+    assert tune_jobs.scheduled_sync(app.config) == \
+        "Tune is not connected: set the network id and the API key; nothing to do."
+    assert tune_jobs.scheduled_reconcile(app.config).endswith("; nothing to do.")
+    assert tune.calls == []
+
+
+def test_scheduled_jobs_raise_when_the_saved_key_cannot_be_read(connected, tune):
+    config = dict(connected.config, SECRET_KEY="a-completely-different-app-secret-0123456789")
+    for job in (tune_jobs.scheduled_sync, tune_jobs.scheduled_reconcile):
+        with pytest.raises(tune_jobs.NotConfigured, match="Enter the API key again"):
+            job(config)
+    assert tune.calls == []
+
+
+def test_scheduled_sync_returns_one_line_and_raises_on_failure(connected, tune):
+    from popup_mgr import signals
+    tune.add_offer(1001)
+    rebuilt = []
+    signals.catalog_changed.connect(rebuilt.append, sender=connected, weak=False)
+    try:
+        assert tune_jobs.scheduled_sync(connected.config, connected) == \
+            "Tune sync: 1 created, 0 updated, 0 held, 0 released, 0 unchanged."
+    finally:
+        signals.catalog_changed.disconnect(rebuilt.append, sender=connected)
+    assert rebuilt == [connected]                  # the offers snapshot is rebuilt at once
+    tune.fail_next("error", method="findMyApprovedOffers", detail="Service unavailable")
+    with pytest.raises(tune_jobs.TuneError, match="Service unavailable"):
+        tune_jobs.scheduled_sync(connected.config)
+    assert tune_jobs.last_results(connected)["last_sync"]["outcome"] == "error"
+
+
+def test_scheduled_sync_skips_while_another_run_holds_the_lease(connected, tune):
+    from popup_mgr import leases, tune_sync
+    conn = database.connect(connected.config["DATABASE"])
+    try:
+        assert leases.acquire(conn, tune_sync.LEASE_NAME, "the-cli", 60)
+    finally:
+        conn.close()
+    assert tune_jobs.scheduled_sync(connected.config) == \
+        "Tune sync skipped: another Tune sync is running; try again when it has finished."
+    assert tune.calls == []
+
+
+def test_scheduled_reconcile_is_the_networks_yesterday_and_kept_for_the_dashboard(connected, tune):
+    tune.add_conversion("tx-1", 1001, "2026-11-20 23:30:00", payout="12.40", click_id="not-ours")
+    tune.add_stat("2026-11-20", 1001, clicks=2, conversions=1, payout="12.40")
+    now = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc)        # 22:00 on the 21st in New York
+
+    outcome = tune_jobs.scheduled_reconcile(connected.config, now=now)
+
+    assert outcome == ("Reconciled 2026-11-20: Tune reports $12.40 more than we recorded yesterday:"
+                       " 1 conversion we never received.")
+    stats_call = next(params for method, params in tune.calls if method == "getStats")
+    assert stats_call["filters[Stat.date][values][]"] == ["2026-11-20", "2026-11-20"]
+    last = tune_jobs.last_results(connected)["last_reconciliation"]
+    assert (last["from"], last["to"], last["missing_in_ours"]) == ("2026-11-20", "2026-11-20", 1)
+    conn = database.connect(connected.config["DATABASE"])
+    try:
+        assert conn.execute("SELECT count(*) FROM conversions").fetchone()[0] == 0    # no repair on its own
+    finally:
+        conn.close()
+
+
+def test_sync_interval_follows_the_setting_with_a_floor():
+    assert tune_jobs.sync_interval_s({}) == 900
+    assert tune_jobs.sync_interval_s({"POPUP_TUNE_SYNC_S": "3600"}) == 3600
+    assert tune_jobs.sync_interval_s({"POPUP_TUNE_SYNC_S": "10"}) == 300

@@ -10,7 +10,7 @@ import io
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_login import login_required
 
-from popup_mgr import pdf_report, reports, timeutil
+from popup_mgr import pdf_report, reports, timeutil, tune_jobs
 from popup_mgr.web.auth import api_auth_required
 from popup_mgr.db import get_db
 from popup_mgr.money import format_cents
@@ -106,7 +106,8 @@ def dashboard():
     response = render_page_or_fragment(
         "analytics/dashboard.html", "analytics/_dashboard.html", data=data, error=error,
         preset=preset, presets=reports.PRESETS, filters=_filters(scope, preset),
-        property_choices=reports.properties(get_db()), today=_today(), tz=_tz())
+        property_choices=reports.properties(get_db()), today=_today(), tz=_tz(),
+        tune_gap=tune_jobs.dashboard_gap(current_app, get_db()))
     response.status_code = status
     return response
 
@@ -226,10 +227,13 @@ def _csv_response(filename, header, rows):
     writer.writerow(header)
     for row in rows:
         # A leading =, +, - or @ would make a spreadsheet evaluate a campaign name as a formula.
-        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _is_number(v) else v
+        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not _is_number(v) else v
                          for v in row])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+csv_response = _csv_response      # the Tune pages export with the same rules
 
 
 def _is_number(text):

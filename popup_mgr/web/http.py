@@ -21,6 +21,8 @@ NAV = (
     ("setup.install", "Install"),
     ("setup.playground", "Playground"),
     ("setup.postback_settings", "Postback"),
+    ("tune.page", "Tune"),
+    ("tune.reconciliation", "Reconciliation"),
     ("alerts.index", "Alerts"),
     ("operations.jobs", "Jobs"),
     ("admin.audit", "Audit log"),
