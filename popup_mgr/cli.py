@@ -217,6 +217,14 @@ def verify(backup_file, first_day, last_day):
     _report_differences(rollups.differences(db, first_day, last_day), f"{first_day} .. {last_day}")
 
 
+def _tune_problem(app):
+    """For doctor: None when Tune accepts the key, the reason when not, NOT_CONNECTED without one."""
+    if not tune_jobs.settings(app).configured:
+        return doctor.NOT_CONNECTED
+    ok, sentence = tune_jobs.test_connection(app)
+    return None if ok else sentence
+
+
 def _report_differences(differences, what):
     if not differences:
         click.echo(f"verify: daily_stats equals the ledger for {what}.")
@@ -231,7 +239,8 @@ def _report_differences(differences, what):
 @with_appcontext
 def doctor_command():
     """Check this configuration for production and say what to fix (exit 1 on an error)."""
-    problems = doctor.check(current_app.config)
+    app = current_app._get_current_object()
+    problems = doctor.check(app.config, tune_check=lambda: _tune_problem(app))
     click.echo(doctor.report(problems))
     if doctor.has_errors(problems):
         sys.exit(1)

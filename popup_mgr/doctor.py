@@ -220,17 +220,24 @@ def smtp_problem(url, timeout_s=SMTP_TIMEOUT_S):
     return None
 
 
+NOT_CONNECTED = object()     # what a tune_check answers when Tune has no key at all
+
+
+def _ask(tune_check):
+    try:
+        return tune_check()
+    except Exception as exc:        # the network's answer, a timeout, a DNS failure: all say "fix me"
+        return f"{type(exc).__name__}: {exc}"
+
+
 def _tune(config, environ, tune_check):
+    """tune_check() returns None when Tune accepts the key, else the reason; NOT_CONNECTED when no
+    key is set (in the environment or saved on the Tune page)."""
     configured = config.get("TUNE_API_KEY") or environ.get("POPUP_TUNE_API_KEY")
-    if not configured:
+    reason = _ask(tune_check) if tune_check is not None else None
+    if reason is NOT_CONNECTED or (not configured and tune_check is None):
         return [Problem("info", "Tune is not connected: no offer sync or reconciliation",
                         "set POPUP_TUNE_NETWORK_ID and POPUP_TUNE_API_KEY (or on the admin's Tune page)")]
-    if tune_check is None:
-        return []
-    try:
-        reason = tune_check()
-    except Exception as exc:        # the network's answer, a timeout, a DNS failure: all say "fix me"
-        reason = f"{type(exc).__name__}: {exc}"
     if reason:
         return [Problem("error", f"Tune rejected the API key or did not answer: {reason}",
                         "copy the key again from Tune (Account > API) and check POPUP_TUNE_NETWORK_ID")]

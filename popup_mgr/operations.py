@@ -11,7 +11,7 @@ and must neither take the lock nor run jobs. Wiring in the serve command is one 
 import dataclasses
 import datetime as dt
 
-from popup_mgr import alerts, backup, digest, image_check, metrics, scheduler, serving, tune_sync
+from popup_mgr import alerts, backup, digest, image_check, metrics, scheduler, serving, tune_jobs, tune_sync
 from popup_mgr import db as database
 from popup_mgr.ingest import state as ingest
 from popup_mgr.scheduler import Scheduler
@@ -68,6 +68,8 @@ def periodic_jobs(app):
             tune_outcomes=lambda: recent_outcomes(config, TUNE_SYNC_JOB))),
         ("digest", DIGEST_CHECK_EVERY_S, lambda: digest.job(config)),
         ("image-check", IMAGE_CHECK_EVERY_S, lambda: image_check.job(config)),
+        (TUNE_SYNC_JOB, tune_jobs.sync_interval_s(), lambda: tune_jobs.scheduled_sync(config, app)),
+        ("tune-reconcile", tune_jobs.RECONCILE_INTERVAL_S, lambda: tune_jobs.scheduled_reconcile(config)),
     ]
 
 
