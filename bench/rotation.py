@@ -85,9 +85,11 @@ def run_static(world, rng, mode, priorities, days, per_day):
     return revenue
 
 
-def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor=bandit.DEFAULT_FLOOR):
-    """Daily revenue (cents) of `auto`, its state rebuilt every REFRESH_S from the rollups."""
-    offers = world.offers(priorities)
+def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor=bandit.DEFAULT_FLOOR,
+             newcomer=None, arrival_day=0):
+    """(daily revenue in cents, impressions per offer and day) of `auto`, its state rebuilt every
+    REFRESH_S from the rollups. The offer `newcomer`, if any, is only servable from arrival_day."""
+    all_offers = world.offers(priorities)
     shape = (OFFERS, days)
     impressions, clicks = np.zeros(shape), np.zeros(shape)
     conversions, revenue_cents = np.zeros(shape), np.zeros(shape)
@@ -98,6 +100,8 @@ def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor
     day_starts = np.arange(days, dtype=float) * DAY_S
     for day in range(days):
         per_block = rng.multinomial(per_day, np.full(blocks, 1 / blocks))
+        live = np.asarray([i for i in range(OFFERS) if i != newcomer or day >= arrival_day])
+        offers = [all_offers[i] for i in live]
         for block, count in enumerate(per_block):
             now = day * DAY_S + block * REFRESH_S
             arrived = pending[:, 0] <= now
@@ -115,7 +119,7 @@ def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor
                                        now, floor=floor, delay_correction=delay_correction)
             first = bandit.first_positions("auto", rng, int(count), params=state.params_for(offers),
                                            floor=state.floor)
-            served = np.bincount(first, minlength=OFFERS)
+            served = np.bincount(live[first], minlength=OFFERS)
             new_clicks, new_conversions = outcomes(world, rng, served)
             impressions[:, day] += served
             clicks[:, day] += new_clicks
@@ -128,7 +132,7 @@ def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor
                 observed_delays.append(np.column_stack([click_at + lag, lag]))
                 pending = np.vstack([pending, np.column_stack(
                     [click_at + lag, offer, np.full(total, day), world.payout[offer]])])
-    return revenue
+    return revenue, impressions
 
 
 def _delays_seen(batches, pending, now):
@@ -150,12 +154,21 @@ def simulate(args):
         "even": run_static(world, rng, "even", world.rough, days, per_day),
         "oracle": run_static(world, rng, "oracle", world.rough, days, per_day),
         "priority_exact": run_static(world, rng, "priority", world.exact, days, per_day),
-        "auto": run_auto(world, rng, world.rough, days, per_day, floor=floor),
+        "auto": run_auto(world, rng, world.rough, days, per_day, floor=floor)[0],
         "auto_no_lag": run_auto(world, rng, world.rough, days, per_day, delay_correction=False,
-                                floor=floor),
-        "auto_exact": run_auto(world, rng, world.exact, days, per_day, floor=floor),
+                                floor=floor)[0],
+        "auto_exact": run_auto(world, rng, world.exact, days, per_day, floor=floor)[0],
     }
     result["correlation"] = stats.spearmanr(world.rough, world.rpm)[0]
+    # A new offer, the truly best one, joins a running property: is it judged on conversions
+    # that cannot have arrived yet?
+    arrival = days // 3
+    for key, correction in (("newcomer", True), ("newcomer_no_lag", False)):
+        revenue, impressions = run_auto(world, rng, world.rough, days, per_day, floor=floor,
+                                        delay_correction=correction, newcomer=world.best,
+                                        arrival_day=arrival)
+        result[key] = revenue[arrival:]
+        result[key + "_share"] = impressions[world.best, arrival:arrival + 3].sum() / (3 * per_day)
     return result
 
 
@@ -192,6 +205,15 @@ def report(results, days, late_from):
     print(ratio_line(f"auto without lag correction / auto, days 1-{late_from}",
                      np.array([r["auto_no_lag"][:late_from].sum() for r in results]),
                      np.array([r["auto"][:late_from].sum() for r in results])))
+    arrival = days // 3
+    print(ratio_line(f"new best offer on day {arrival + 1}: no lag correction / auto, "
+                     f"days {arrival + 1}-{days}",
+                     np.array([r["newcomer_no_lag"].sum() for r in results]),
+                     np.array([r["newcomer"].sum() for r in results])))
+    for key, label in (("newcomer", "with"), ("newcomer_no_lag", "without")):
+        mean, half = interval([r[key + "_share"] for r in results])
+        print(f"  its share of first positions in its first 3 days, {label} lag correction: "
+              f"{mean * 100:.1f} % +- {half * 100:.1f}")
     print(f"\nSpearman correlation of rough priorities with the truth: "
           f"{np.mean([r['correlation'] for r in results]):.2f} (mean over seeds)")
     return totals, late
