@@ -38,6 +38,7 @@ DAY_S = 86_400
 REFRESH_S = 300
 OFFERS = 10
 MIN_DELAY_S, MAX_DELAY_S = 120, 2 * DAY_S
+DELAY_WINDOW = 2000           # delays of the most recent conversions the state is built from
 STRATEGIES = ("priority", "even", "auto", "auto_no_lag", "oracle", "priority_exact", "auto_exact")
 
 
@@ -136,17 +137,20 @@ def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor
 
 
 def _delays_seen(batches, pending, now):
-    """Delays of the conversions whose postback has arrived by now (what the server can know)."""
+    """Delays of the last DELAY_WINDOW conversions whose postback has arrived by now: what the
+    server's loader reads from the ledger."""
     if not batches:
         return np.zeros(0)
     everything = np.vstack(batches) if len(batches) > 1 else batches[0]
-    if len(batches) > 1:
-        batches[:] = [everything]
-    return everything[everything[:, 0] <= now, 1]
+    arrived = everything[everything[:, 0] <= now]
+    # Keep the not-yet-arrived ones and the most recent arrivals only: the rest can never be read.
+    recent = arrived[np.argsort(arrived[:, 0])[-DELAY_WINDOW:]]
+    batches[:] = [np.vstack([recent, everything[everything[:, 0] > now]])]
+    return recent[:, 1]
 
 
 def simulate(args):
-    seed, days, per_day, floor = args
+    seed, days, per_day, floor, with_newcomer = args
     world = World(seed)
     rng = np.random.default_rng([seed, 1])
     result = {
@@ -163,7 +167,7 @@ def simulate(args):
     # A new offer, the truly best one, joins a running property: is it judged on conversions
     # that cannot have arrived yet?
     arrival = days // 3
-    for key, correction in (("newcomer", True), ("newcomer_no_lag", False)):
+    for key, correction in (("newcomer", True), ("newcomer_no_lag", False)) if with_newcomer else ():
         revenue, impressions = run_auto(world, rng, world.rough, days, per_day, floor=floor,
                                         delay_correction=correction, newcomer=world.best,
                                         arrival_day=arrival)
@@ -206,12 +210,13 @@ def report(results, days, late_from):
                      np.array([r["auto_no_lag"][:late_from].sum() for r in results]),
                      np.array([r["auto"][:late_from].sum() for r in results])))
     arrival = days // 3
-    print(ratio_line(f"new best offer on day {arrival + 1}: no lag correction / auto, "
-                     f"days {arrival + 1}-{days}",
-                     np.array([r["newcomer_no_lag"].sum() for r in results]),
-                     np.array([r["newcomer"].sum() for r in results])))
+    joined = [r for r in results if "newcomer" in r]
+    print(f"\nA new offer, the truly best, joins on day {arrival + 1} ({len(joined)} seeds):")
+    print(ratio_line(f"  no lag correction / auto, days {arrival + 1}-{days}",
+                     np.array([r["newcomer_no_lag"].sum() for r in joined]),
+                     np.array([r["newcomer"].sum() for r in joined])))
     for key, label in (("newcomer", "with"), ("newcomer_no_lag", "without")):
-        mean, half = interval([r[key + "_share"] for r in results])
+        mean, half = interval([r[key + "_share"] for r in joined])
         print(f"  its share of first positions in its first 3 days, {label} lag correction: "
               f"{mean * 100:.1f} % +- {half * 100:.1f}")
     print(f"\nSpearman correlation of rough priorities with the truth: "
@@ -254,14 +259,17 @@ def main():
     parser.add_argument("--per-day", type=int, default=15_000)
     parser.add_argument("--floor", type=float, default=bandit.DEFAULT_FLOOR,
                         help="auto's floor share of first positions per offer")
+    parser.add_argument("--newcomer-seeds", type=int, default=20,
+                        help="seeds (of the first ones) that also run the new-offer scenario")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--plot", default=str(PROJECT / "docs" / "rotation.png"))
     args = parser.parse_args()
 
     started = time.monotonic()
-    jobs = [(seed, args.days, args.per_day, args.floor) for seed in range(args.seeds)]
+    jobs = [(seed, args.days, args.per_day, args.floor, seed < args.newcomer_seeds)
+            for seed in range(args.seeds)]
     with multiprocessing.Pool(args.processes) as pool:
-        results = pool.map(simulate, jobs)
+        results = pool.map(simulate, jobs, chunksize=1)
     print(f"{args.seeds} seeds x {args.days} days x {args.per_day:,} impressions/day, "
           f"floor {args.floor:.0%} per offer ({time.monotonic() - started:.0f} s)\n")
     report(results, args.days, late_from=min(7, args.days - 1))

@@ -152,15 +152,6 @@ def _stack(parts):
                     for name in ("ctr_a", "ctr_b", "cpc_shape", "cpc_rate", "payout")))
 
 
-def delay_cdf(delays_s, ages_s):
-    """Empirical P(delay <= age) for each age (seconds); 1 where too few delays were observed."""
-    delays = np.sort(np.asarray(delays_s, dtype=float))
-    ages = np.asarray(ages_s, dtype=float)
-    if len(delays) < MIN_DELAY_SAMPLES:
-        return np.ones_like(ages)
-    return np.searchsorted(delays, ages, side="right") / len(delays)
-
-
 def day_maturity(day_starts, day_ends, now, delays_s):
     """Per day, the share of its clicks' conversions that can have arrived by `now`.
 
@@ -168,10 +159,17 @@ def day_maturity(day_starts, day_ends, now, delays_s):
     delay CDF averaged over that span, on a grid of DAY_GRID points.
     """
     starts = np.asarray(day_starts, dtype=float)
-    ends = np.minimum(np.asarray(day_ends, dtype=float), now)
+    maturity = np.ones(len(starts))
+    delays = np.sort(np.asarray(delays_s, dtype=float))
+    if len(delays) < MIN_DELAY_SAMPLES:
+        return maturity
+    # Only days younger than the longest delay seen can be immature: typically the last two.
+    young = np.asarray(day_ends, dtype=float) > now - delays[-1]
+    ends = np.minimum(np.asarray(day_ends, dtype=float)[young], now)
     fractions = (np.arange(DAY_GRID) + 0.5) / DAY_GRID
-    moments = starts[:, None] + (ends - starts)[:, None] * fractions[None, :]
-    return delay_cdf(delays_s, now - moments).mean(axis=1) if len(starts) else np.ones(0)
+    moments = starts[young, None] + (ends - starts[young])[:, None] * fractions[None, :]
+    maturity[young] = (np.searchsorted(delays, now - moments, side="right") / len(delays)).mean(axis=1)
+    return maturity
 
 
 def _stated_payouts(offers, fallback):
