@@ -211,6 +211,14 @@ def report(results, days, late_from):
                      np.array([r["auto"][:late_from].sum() for r in results])))
     arrival = days // 3
     joined = [r for r in results if "newcomer" in r]
+    if joined:
+        newcomer_report(joined, days, arrival)
+    print(f"\nSpearman correlation of rough priorities with the truth: "
+          f"{np.mean([r['correlation'] for r in results]):.2f} (mean over seeds)")
+    return totals, late
+
+
+def newcomer_report(joined, days, arrival):
     print(f"\nA new offer, the truly best, joins on day {arrival + 1} ({len(joined)} seeds):")
     print(ratio_line(f"  no lag correction / auto, days {arrival + 1}-{days}",
                      np.array([r["newcomer_no_lag"].sum() for r in joined]),
@@ -219,34 +227,43 @@ def report(results, days, late_from):
         mean, half = interval([r[key + "_share"] for r in joined])
         print(f"  its share of first positions in its first 3 days, {label} lag correction: "
               f"{mean * 100:.1f} % +- {half * 100:.1f}")
-    print(f"\nSpearman correlation of rough priorities with the truth: "
-          f"{np.mean([r['correlation'] for r in results]):.2f} (mean over seeds)")
-    return totals, late
 
 
 def plot(results, days, path):
+    """Left: mean cumulative revenue per strategy. Right: each day's revenue as a share of the
+    oracle's on the same seed (paired, so the spread between simulated worlds cancels out)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
-    labels = {"oracle": "oracle (knows the truth)", "auto": "auto", "auto_no_lag": "auto, no lag correction",
-              "priority": "priority (rough guesses)", "even": "even"}
-    styles = {"oracle": "k--", "auto": "C2-", "auto_no_lag": "C2:", "priority": "C0-", "even": "C7-"}
+    labels = {"oracle": "oracle (knows the truth)", "auto": "auto",
+              "auto_no_lag": "auto, no lag correction", "priority": "priority (rough guesses)",
+              "even": "even"}
+    colours = {"oracle": "black", "auto": "tab:green", "auto_no_lag": "tab:olive",
+               "priority": "tab:blue", "even": "tab:gray"}
+    lines = {"oracle": "--", "auto": "-", "auto_no_lag": ":", "priority": "-", "even": "-"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110)
     x = np.arange(1, days + 1)
+    oracle = np.array([r["oracle"] for r in results])
     for strategy, label in labels.items():
-        curves = np.cumsum(np.array([r[strategy] for r in results]) / 100, axis=1)
-        mean = curves.mean(axis=0)
-        ax.plot(x, mean, styles[strategy], label=label)
+        daily = np.array([r[strategy] for r in results])
+        left.plot(x, np.cumsum(daily, axis=1).mean(axis=0) / 100, lines[strategy],
+                  color=colours[strategy], label=label)
+        share = daily / oracle * 100
+        mean = share.mean(axis=0)
+        right.plot(x, mean, lines[strategy], color=colours[strategy], label=label)
         if len(results) > 1:
-            half = stats.t.ppf(0.975, len(results) - 1) * curves.std(axis=0, ddof=1) / math.sqrt(len(results))
-            ax.fill_between(x, mean - half, mean + half, color=styles[strategy][:2].strip("-:"), alpha=0.15)
-    ax.set_xlabel("day")
-    ax.set_ylabel("cumulative revenue ($)")
-    ax.set_title(f"Rotation on a simulated property: 10 offers, {results and len(results)} seeds, "
-                 "mean and 95 % band")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+            half = stats.t.ppf(0.975, len(results) - 1) * share.std(axis=0, ddof=1) / math.sqrt(len(results))
+            right.fill_between(x, mean - half, mean + half, color=colours[strategy], alpha=0.15)
+    left.set(xlabel="day", ylabel="cumulative revenue ($), mean over seeds",
+             title="Cumulative revenue")
+    right.set(xlabel="day", ylabel="% of the oracle's revenue that day", ylim=(0, 110),
+              title="Daily revenue vs the oracle (mean, 95 % band)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"Rotation on a simulated property: 10 offers, {OFFERS and len(results)} seeds, "
+                 f"{days} days", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     print(f"wrote {path}")
