@@ -218,7 +218,7 @@ def build_state(offers, rollups, delays_s, now, floor=DEFAULT_FLOOR, delay_corre
 
     pooled_ctr = clicks.sum() / impressions.sum() if clicks.sum() >= 5 else DEFAULT_CTR
     pooled_payout = revenue.sum() / conversions.sum() if conversions.sum() else DEFAULT_PAYOUT_CENTS
-    pooled_rpc = (revenue.sum() / effective.sum() if conversions.sum() >= 5
+    pooled_rpc = (revenue.sum() / effective.sum() if conversions.sum() >= 5 and effective.sum() > 0
                   else DEFAULT_CONVERSIONS_PER_CLICK * pooled_payout)
     priorities = np.asarray([offer["priority"] for offer in offers], dtype=float)
     mean_priority = float(np.maximum(priorities, 1.0).mean()) if len(offers) else 1.0
