@@ -29,6 +29,7 @@ SRM_ALPHA = 0.001                     # split mismatch is flagged below this p-v
 SRM_MIN_VISITORS = 8                  # per arm; fewer and chi-square says nothing reliable
 POWER = 0.8                           # "days left" is the time until an 80 % chance of a decision
 MAX_DAYS_LEFT = 365                   # beyond a year at current traffic: no estimate worth showing
+MIN_DAYS_RUNNING = 1 / 24             # an hour of data at least before traffic is extrapolated
 
 METRIC_NAMES = {"rpm": "revenue per 1,000 views", "ctr": "click-through rate"}
 
@@ -198,7 +199,7 @@ def analyse(arms, metric, days_running=None):
 
 
 def _days_left(arms, metric, control, others, days_running):
-    if not days_running or days_running <= 0:
+    if not days_running or days_running < MIN_DAYS_RUNNING:
         return None
     per_day = sum(max(arm.n, 0) for arm in arms) / days_running
     candidates = []

@@ -225,3 +225,29 @@ def test_verdict_without_data():
     assert results["arms"][0]["chance_to_win"] is None
     assert results["verdict"].startswith("Not enough data yet")
     assert "Too few visitors to check the split yet." in results["verdict"]
+
+
+# --- robustness -----------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+counts = st.integers(min_value=0, max_value=10 ** 7)
+arm_data = st.builds(lambda visitors, n, total, extra: (visitors, n, total, total * extra),
+                     counts, counts, counts, st.integers(min_value=0, max_value=10 ** 6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(arm_data, min_size=2, max_size=4), st.sampled_from(["ctr", "rpm"]),
+       st.one_of(st.none(), st.floats(min_value=0, max_value=400)))
+def test_analyse_never_raises_and_every_figure_is_finite_or_none(raw, metric, days_running):
+    arms = [ArmData(key, 25, *values) for key, values in zip("abcd", raw)]
+    results = stats.analyse(arms, metric, days_running)
+    for arm in results["arms"]:
+        for value in (arm["chance_to_win"], arm["p_value"], arm["lift"]["estimate"],
+                      *(arm["lift"]["ci"] or [])):
+            assert value is None or math.isfinite(value)
+        if arm["p_value"] is not None:
+            assert 0 <= arm["p_value"] <= 1 and 0 <= arm["chance_to_win"] <= 1
+    assert results["days_left"] is None or (isinstance(results["days_left"], int) and results["days_left"] >= 0)
+    assert isinstance(results["verdict"], str) and results["verdict"]
