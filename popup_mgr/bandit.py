@@ -300,6 +300,11 @@ def order_offers(offers, rng, mode="priority", state=None):
     return [offers[i] for i in np.argsort(-keys, kind="stable")]
 
 
+def order(offers, rng, state):
+    """The `auto` order for one request (order_offers in mode "auto")."""
+    return order_offers(offers, rng, "auto", state)
+
+
 # --- what the admin shows ---------------------------------------------------------------------
 
 def first_position_shares(offers, mode, state=None, rng=None, draws=20_000):
@@ -326,3 +331,12 @@ def learned_rpm(offers, state, rng=None, draws=20_000, level=0.9):
     mean = samples.mean(axis=0)
     return {offer["id"]: {"rpm": float(m), "low": float(lo), "high": float(hi)}
             for offer, m, lo, hi in zip(offers, mean, low, high)}
+
+
+def rotation_summary(offers, mode, state=None):
+    """Per offer, for the Properties page: {"id", "priority", "first_share", "rpm"}, rpm being
+    learned_rpm()'s figures in auto mode with a state, else None."""
+    shares = first_position_shares(offers, mode, state)
+    learned = learned_rpm(offers, state) if mode == "auto" and state is not None and offers else {}
+    return [{"id": offer["id"], "priority": offer["priority"], "first_share": shares[offer["id"]],
+             "rpm": learned.get(offer["id"])} for offer in offers]

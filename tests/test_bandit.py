@@ -216,3 +216,15 @@ def test_lag_correction_lifts_a_young_offer_to_its_true_rate():
     # the naive estimate is a little low, the corrected one on target.
     assert corrected[100]["rpm"] == pytest.approx(truth, rel=0.1)
     assert 0.75 * truth < naive[100]["rpm"] < corrected[100]["rpm"]
+
+
+def test_rotation_summary_for_the_properties_page():
+    offers = offers_with([2, 8])
+    summary = bandit.rotation_summary(offers, "priority")
+    assert [(row["id"], row["first_share"], row["rpm"]) for row in summary] == [(100, 0.2, None), (101, 0.8, None)]
+    state = bandit.build_state(offers, no_history(), [], NOW)
+    auto = bandit.rotation_summary(offers, "auto", state)
+    assert auto[1]["first_share"] > auto[0]["first_share"]
+    assert auto[0]["rpm"]["low"] < auto[0]["rpm"]["rpm"] < auto[0]["rpm"]["high"]
+    ordered = bandit.order(offers, np.random.default_rng(0), state)
+    assert sorted(o["id"] for o in ordered) == [100, 101]
