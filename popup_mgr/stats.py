@@ -93,7 +93,8 @@ def welch_dof(control, variant):
 
 
 def fixed_horizon(control, variant, alpha=ALPHA):
-    """(p-value, [low, high]) of the classical t-test: valid only when looked at once."""
+    """(p-value, [low, high]) of the classical t-test: valid only when looked at once.
+    For comparable() pairs only, like the other comparisons."""
     lift, variance = relative_lift(control, variant)
     dof, se = welch_dof(control, variant), math.sqrt(variance)
     p_value = float(2 * stats.t.sf(abs(lift) / se, dof))
