@@ -116,7 +116,7 @@ def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor
                                      day_starts[:day + 1] + DAY_S, impressions[:, :day + 1],
                                      clicks[:, :day + 1], conversions[:, :day + 1],
                                      revenue_cents[:, :day + 1])
-            state = bandit.build_state(offers, rollups, _delays_seen(observed_delays, pending, now),
+            state = bandit.build_state(offers, rollups, _delays_seen(observed_delays, now),
                                        now, floor=floor, delay_correction=delay_correction)
             first = bandit.first_positions("auto", rng, int(count), params=state.params_for(offers),
                                            floor=state.floor)
@@ -136,7 +136,7 @@ def run_auto(world, rng, priorities, days, per_day, delay_correction=True, floor
     return revenue, impressions
 
 
-def _delays_seen(batches, pending, now):
+def _delays_seen(batches, now):
     """Delays of the last DELAY_WINDOW conversions whose postback has arrived by now: what the
     server's loader reads from the ledger."""
     if not batches:
@@ -262,7 +262,7 @@ def plot(results, days, path):
     for ax in (left, right):
         ax.grid(alpha=0.3)
     left.legend(loc="upper left", fontsize=8)
-    fig.suptitle(f"Rotation on a simulated property: 10 offers, {OFFERS and len(results)} seeds, "
+    fig.suptitle(f"Rotation on a simulated property: 10 offers, {len(results)} seeds, "
                  f"{days} days", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)

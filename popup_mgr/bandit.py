@@ -26,7 +26,6 @@ time; it is rebuilt in the background at most every POPUP_ROTATION_REFRESH_S. Pe
 `order_offers` only draws from it: no database, a few microseconds per offer. The same draw
 function serves one request or, for the simulation, thousands of impressions at once.
 """
-import math
 import random
 import threading
 from dataclasses import dataclass, field
