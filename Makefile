@@ -23,8 +23,9 @@ $(VENV)/.installed: requirements.txt setup.cfg pyproject.toml
 	$(PIP) install --no-deps -e .
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt requirements-reference.txt
 	$(PIP) install -r requirements-test.txt
+	$(PIP) install --no-deps -r requirements-reference.txt
 	touch $@
 
 vendor: popup_mgr/static/vendor/.copied
