@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from popup_mgr import db as database
-from popup_mgr import properties, signals, theme, timeutil
+from popup_mgr import experiment_serving, properties, signals, theme, timeutil
 from popup_mgr.ingest import tokens
 from popup_mgr.ingest.errors import EventError
 from popup_mgr.urls import is_http_url
@@ -99,6 +99,7 @@ class Snapshot:
     property_ids: dict      # code -> id
     property_codes: dict    # id -> code
     campaigns: dict         # id -> CampaignTarget (every campaign, servable or not)
+    experiments: dict = field(default_factory=dict)   # code -> experiment_serving.RunningExperiment
 
 
 def to_json(value):
@@ -117,8 +118,8 @@ def _serialise(entry, placement):
     return head, pieces, tail
 
 
-def _offer(row, base_url, secret, property_code, placement, issued_s):
-    token = tokens.sign(secret, row["id"], property_code, placement, "", issued_s)
+def _offer(row, base_url, secret, property_code, placement, issued_s, variant=""):
+    token = tokens.sign(secret, row["id"], property_code, placement, variant, issued_s)
     pixel = row["impression_pixel_url"] or ""
     image = row["image_url"] or ""
     return {
@@ -185,6 +186,10 @@ def build(db, base_url, secret, now_iso, issued_s):
         property_ids={prop["code"]: prop["id"] for prop in props},
         property_codes={prop["id"]: prop["code"] for prop in props},
         campaigns={row["id"]: _campaign_target(row) for row in campaigns},
+        experiments=experiment_serving.build(
+            db, servable, properties.PLACEMENTS, to_json=to_json,
+            make_offer=lambda row, code, placement, variant: _offer(
+                row, base_url, secret, code, placement, issued_s, variant)),
     )
 
 

@@ -6,7 +6,7 @@ and the pre-serialised pieces are joined in that order.
 """
 import random
 
-from popup_mgr import catalog
+from popup_mgr import catalog, experiment_serving
 from popup_mgr.properties import PLACEMENTS
 
 
@@ -22,15 +22,21 @@ def order_offers(offers, rng):
                   reverse=True)
 
 
-def offers_body(app, property_code, placement=None, rng=random):
+def offers_body(app, property_code, placement=None, rng=random, sid=None):
     """The /api/offers JSON body (bytes) for property_code, or None for an unknown property:
     {"delay_ms", "frequency", "offers": [offer without its priority, ...], "placement",
-    "property", "theme"}, the offers in order_offers' order. Touches no database while the
-    catalog's snapshot is fresh."""
-    entry = catalog.of(app).current().properties.get(property_code)
+    "property", "theme"}, the offers in order_offers' order; with a running experiment on the
+    property, the visitor's arm (by `sid`, a valid session id or None) comes first instead
+    (experiment_serving.py). Touches no database while the catalog's snapshot is fresh."""
+    snapshot = catalog.of(app).current()
+    entry = snapshot.properties.get(property_code)
     if entry is None:
         return None
     placement = placement if placement in PLACEMENTS else entry.placement
     head, pieces, tail = entry.serialised[placement]
     ordered = order_offers(entry.offers_by_placement[placement], rng)
-    return head + b",".join([pieces[offer["id"]] for offer in ordered]) + tail
+    body = [pieces[offer["id"]] for offer in ordered]
+    running = snapshot.experiments.get(property_code)
+    if running is not None and entry.servable:
+        body = experiment_serving.arm_first(running, placement, sid, ordered, pieces, rng)
+    return head + b",".join(body) + tail

@@ -18,6 +18,7 @@ NAV = (
     ("analytics.live", "Live"),
     ("admin.campaigns", "Campaigns"),
     ("admin.properties", "Properties"),
+    ("experiments.index", "Experiments"),
     ("setup.install", "Install"),
     ("setup.playground", "Playground"),
     ("setup.postback_settings", "Postback"),

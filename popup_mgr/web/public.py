@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, current_app, request
 
-from popup_mgr import offers
+from popup_mgr import experiments, offers
 from popup_mgr.config import PROJECT_DIR
 from popup_mgr.web import fastpath
 
@@ -64,10 +64,11 @@ OFFERS_PREFIX = "/api/offers/"
 OFFERS_HEADERS = [("Cache-Control", "no-store"), ("Cross-Origin-Resource-Policy", "cross-origin")]
 
 
-def offers_answer(app, property_code, placement):
-    """The answer to GET /api/offers/<property_code>[?placement=], for the Flask view and the
-    fast path alike."""
-    body = offers.offers_body(app, property_code, placement)
+def offers_answer(app, property_code, placement, sid=None):
+    """The answer to GET /api/offers/<property_code>[?placement=&sid=], for the Flask view and
+    the fast path alike. A malformed sid is ignored (the visitor still gets offers, drawn afresh
+    as without one): the popup must never go blank over a storage quirk in one browser."""
+    body = offers.offers_body(app, property_code, placement, sid=experiments.valid_sid(sid))
     if body is None:
         return fastpath.error_answer(404, f"unknown property {property_code!r}", reason="unknown-property",
                                      extra=OFFERS_HEADERS[1:])
@@ -76,15 +77,16 @@ def offers_answer(app, property_code, placement):
 
 @bp.get(OFFERS_PREFIX + "<property_code>")
 def api_offers(property_code):
-    return fastpath.flask_response(offers_answer(current_app, property_code, request.args.get("placement")))
+    return fastpath.flask_response(offers_answer(current_app, property_code, request.args.get("placement"),
+                                                 request.args.get("sid")))
 
 
 def _fast_offers(app, environ, property_code):
     if not property_code or "/" in property_code or not property_code.isascii():
         return None         # not this route, or a path Flask must decode: Flask answers
     query = environ.get("QUERY_STRING")
-    placement = parse_qs(query, keep_blank_values=True).get("placement", [None])[0] if query else None
-    return offers_answer(app, property_code, placement)
+    args = parse_qs(query, keep_blank_values=True) if query else {}
+    return offers_answer(app, property_code, args.get("placement", [None])[0], args.get("sid", [None])[0])
 
 
 def register_fast_paths(app):
