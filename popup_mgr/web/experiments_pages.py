@@ -5,7 +5,7 @@ experiment in plain words with its per-arm table, stop with "apply the winner", 
 The card refreshes itself (htmx) so traffic shows without reloading. The campaign list's badge
 ("in experiment") comes from `running_experiment_of`, offered to every template. No SQL here.
 """
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import experiments
@@ -20,6 +20,7 @@ bp = Blueprint("experiments", __name__)
 bp.before_request(require_login)
 
 SLOTS = range(experiments.MAX_ARMS)
+# How often a running experiment's card refreshes itself (EXPERIMENT_CARD_REFRESH_S overrides).
 CARD_REFRESH_S = 30
 
 
@@ -52,7 +53,7 @@ def index():
     return render_page_or_fragment(
         "experiments/index.html", "experiments/_running.html",
         running=experiments.list_experiments(db, "running"),
-        finished=experiments.list_experiments(db, "stopped"), **_names(db))
+        finished=experiments.list_experiments(db, "stopped"), refresh_s=_refresh_s(), **_names(db))
 
 
 @bp.get("/admin/experiments/new", endpoint="new")
@@ -81,7 +82,7 @@ def detail(experiment_id):
     if experiment is None:
         abort(404)
     return render_page_or_fragment("experiments/detail.html", "experiments/_card.html",
-                                   e=experiment, refresh_s=CARD_REFRESH_S, **_names(db))
+                                   e=experiment, refresh_s=_refresh_s(), **_names(db))
 
 
 @bp.post("/admin/experiments/<int:experiment_id>/stop", endpoint="stop")
@@ -141,6 +142,10 @@ def _form(db, code, values, errors, status=200):
         preview_data={c["id"]: {field: c[field] for field in experiments.OVERRIDE_FIELDS} for c in offered})
     response.status_code = status
     return response
+
+
+def _refresh_s():
+    return current_app.config.get("EXPERIMENT_CARD_REFRESH_S", CARD_REFRESH_S)
 
 
 def _names(db):
