@@ -315,7 +315,7 @@ def validate(data):
     if not isinstance(data.get("property"), str) or not data.get("property"):
         errors["property"] = "Required: the code of the property to test on."
     arms = _clean_arms(data.get("arms"), errors)
-    clean = {"name": (name or "").strip(), "property": data.get("property"), "metric": metric,
+    clean = {"name": name.strip() if isinstance(name, str) else "", "property": data.get("property"), "metric": metric,
              "arms": arms}
     return clean, errors
 
