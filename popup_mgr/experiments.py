@@ -401,9 +401,14 @@ def _arm_figures(db, row, arms, now_iso):
     return public, data, days
 
 
+def _in_field_order(overrides):
+    return {field: overrides[field] for field in OVERRIDE_FIELDS if field in overrides}
+
+
 def _arms(db, experiment_id):
     return [{"key": r["key"], "campaign_id": r["campaign_id"], "weight": r["weight"],
-             "overrides": json.loads(r["overrides"] or "{}")} for r in arm_rows(db, experiment_id)]
+             "overrides": _in_field_order(json.loads(r["overrides"] or "{}"))}
+            for r in arm_rows(db, experiment_id)]
 
 
 def _public(db, row, now_iso):
