@@ -35,11 +35,18 @@
     });
   }
 
+  var shownMode = null;
+
   function refresh() {
     var m = mode();
     form.querySelectorAll('[data-mode]').forEach(function (node) {
       node.hidden = node.getAttribute('data-mode') !== m;
     });
+    // A creative test is written in the arms' creative fields: show them.
+    if (m === 'creatives' && m !== shownMode) {
+      form.querySelectorAll('details.arm-creative').forEach(function (node) { node.open = true; });
+    }
+    shownMode = m;
     form.querySelectorAll('fieldset.arm').forEach(preview);
   }
 
