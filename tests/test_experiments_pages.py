@@ -137,3 +137,13 @@ def test_unknown_experiment_page_is_404(admin_client):
 
 def test_the_nav_links_the_page(admin_client):
     assert 'href="/admin/experiments"' in admin_client.get("/admin/campaigns").get_data(as_text=True)
+
+
+def test_the_campaign_analytics_page_says_the_campaign_is_in_an_experiment(admin_client, db, app, campaigns):
+    assert "In experiment" not in text(admin_client.get(f"/admin/analytics/campaigns/{campaigns[0]}"))
+    with app.app_context():
+        experiments.create(db, {"name": "Offer duel", "property": "mff", "arms": [
+            {"campaign_id": campaigns[0], "weight": 50}, {"campaign_id": campaigns[1], "weight": 50}]}, "mike")
+    page = text(admin_client.get(f"/admin/analytics/campaigns/{campaigns[0]}"))
+    assert "In experiment on mff: Offer duel" in page
+    assert "In experiment" not in text(admin_client.get(f"/admin/analytics/campaigns/{campaigns[2]}"))
