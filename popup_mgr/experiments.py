@@ -369,10 +369,11 @@ def create(db, data, actor):
 
 
 def _window_ms(row, now_iso):
-    start = timeutil.parse_iso_utc(row["started_at"])
-    stop = timeutil.parse_iso_utc(row["stopped_at"] or now_iso)
-    return int(start.timestamp() * 1000), int(stop.timestamp() * 1000) + 1, \
-        max((stop - start).total_seconds(), 0) / DAY_S
+    """(first ms, end ms exclusive, days running) of the ledger rows that count. Timestamps are
+    stored to the second: the window runs to the end of the stop's second (or of now's)."""
+    start_ms = int(timeutil.parse_iso_utc(row["started_at"]).timestamp() * 1000)
+    stop_ms = int(timeutil.parse_iso_utc(row["stopped_at"] or now_iso).timestamp() * 1000) + 1000
+    return start_ms, stop_ms, max(stop_ms - 1000 - start_ms, 0) / 1000 / DAY_S
 
 
 def _arm_figures(db, row, arms, now_iso):

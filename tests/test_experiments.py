@@ -373,3 +373,42 @@ def test_results_of_a_stopped_experiment_end_at_the_stop(db, app, two_campaigns)
     after = int(timeutil.parse_iso_utc(stopped["stopped_at"]).timestamp() * 1000) + 5000
     visit(db, "mff", sample, "a", "late-visitor", after)
     assert experiments.get(db, experiment["id"])["arms"][0]["impressions"] == 0
+
+
+def test_served_arms_are_counted_through_the_real_beacons_and_postback(db, app, client, two_campaigns):
+    """The whole chain over HTTP: the arm's token -> impression and click beacons -> the network's
+    postback -> the experiment's figures for that arm."""
+    from tests.helpers import BROWSER_UA, beacon_body
+    sample, gift = two_campaigns
+    experiment = start(db, app, [{"campaign_id": sample, "weight": 50}, {"campaign_id": gift, "weight": 50}])
+    headers = {"User-Agent": BROWSER_UA, "Content-Type": "text/plain"}
+    served = Counter()
+    for n, sid in enumerate(sids(12, seed=21)):
+        [offer] = offers(client, sid=sid)
+        key = variant_of(offer)
+        served[key] += 1
+        assert client.post("/api/impression", data=beacon_body(offer["token"], session_id=sid),
+                           headers=headers).status_code == 204
+        if n % 3 == 0:
+            click = client.post("/api/click", data=beacon_body(offer["token"], session_id=sid), headers=headers)
+            assert click.status_code == 200
+            postback = client.get("/api/postback", query_string={
+                "click_id": click.json["click_id"], "transaction_id": f"tx-{n}", "payout": "4.50",
+                "secret": "postback-test-secret"})
+            assert postback.status_code == 200
+            served[key + "-sale"] += 1
+    rows = db.execute("SELECT DISTINCT variant FROM impressions").fetchall()
+    assert {r[0] for r in rows} <= {"a", "b"}
+    arms = {arm["key"]: arm for arm in experiments.get(db, experiment["id"])["arms"]}
+    for key in "ab":
+        assert arms[key]["impressions"] == arms[key]["visitors"] == served[key]
+        assert arms[key]["conversions"] == arms[key]["clicks"] == served[key + "-sale"]
+        assert arms[key]["revenue"] == f"{4.5 * served[key + '-sale']:.2f}"
+
+
+def test_a_disabled_popup_shows_nothing_even_during_an_experiment(db, app, client, two_campaigns):
+    from popup_mgr import signals
+    start(db, app, [{"campaign_id": c, "weight": 50} for c in two_campaigns])
+    db.execute("UPDATE properties SET popup_enabled = 0 WHERE code = 'mff'")
+    signals.notify_catalog_changed(app)
+    assert all(offers(client, sid=sid) == [] for sid in sids(10))
