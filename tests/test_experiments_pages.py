@@ -116,7 +116,14 @@ def test_the_card_refreshes_itself_as_an_htmx_fragment(admin_client, db, app, ca
     fragment = admin_client.get(f"/admin/experiments/{experiment['id']}", headers={"HX-Request": "true"})
     html = text(fragment)
     assert html.strip().startswith("<section") and "<html" not in html
-    assert 'hx-trigger="every 30s"' in html and "HX-Request" in fragment.headers["Vary"]
+    assert "HX-Request" in fragment.headers["Vary"]
+    # Only the figures poll, so a winner being picked in the stop form is never swapped away.
+    figures_url = f"/admin/experiments/{experiment['id']}/figures"
+    assert html.count('hx-trigger="every 30s"') == 1 and f'hx-get="{figures_url}"' in html
+    figures = text(admin_client.get(figures_url, headers={"HX-Request": "true"}))
+    assert figures.strip().startswith('<div class="experiment-figures"') and "stop-form" not in figures
+    assert "Not enough data yet" in figures
+    assert admin_client.get("/admin/experiments/99/figures").status_code == 404
 
 
 def test_the_campaign_list_shows_which_campaigns_are_in_a_running_experiment(admin_client, db, app, campaigns):

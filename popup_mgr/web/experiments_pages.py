@@ -2,10 +2,10 @@
 campaigns, or alternative creatives of one campaign, each arm previewed live), a card per running
 experiment in plain words with its per-arm table, stop with "apply the winner", and the history.
 
-The card refreshes itself (htmx) so traffic shows without reloading. The campaign list's badge
+The card's figures refresh themselves (htmx) so traffic shows without reloading. The campaign list's badge
 ("in experiment") comes from `running_experiment_of`, offered to every template. No SQL here.
 """
-from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import experiments
@@ -83,6 +83,16 @@ def detail(experiment_id):
         abort(404)
     return render_page_or_fragment("experiments/detail.html", "experiments/_card.html",
                                    e=experiment, refresh_s=_refresh_s(), **_names(db))
+
+
+@bp.get("/admin/experiments/<int:experiment_id>/figures", endpoint="figures")
+def figures(experiment_id):
+    """The card's figures alone: what its periodic refresh swaps in."""
+    db = get_db()
+    experiment = experiments.get(db, experiment_id)
+    if experiment is None:
+        abort(404)
+    return render_template("experiments/_figures.html", e=experiment, refresh_s=_refresh_s(), **_names(db))
 
 
 @bp.post("/admin/experiments/<int:experiment_id>/stop", endpoint="stop")
