@@ -17,9 +17,17 @@
     return campaigns[select && select.value] || null;
   }
 
+  function hasOwnCreative(slot) {
+    return Array.prototype.some.call(slot.querySelectorAll('[data-field]'), function (node) {
+      return node.value.trim() !== '';
+    });
+  }
+
   function preview(slot) {
     var campaign = campaignOf(slot), stage = slot.querySelector('.arm-preview');
-    stage.hidden = !campaign;
+    // In a creative test, arms C and D take part only once they change something.
+    var optional = mode() === 'creatives' && Number(slot.getAttribute('data-slot')) >= 2;
+    stage.hidden = !campaign || (optional && !hasOwnCreative(slot));
     if (!campaign) return;
     slot.querySelectorAll('[data-preview]').forEach(function (node) {
       var field = node.getAttribute('data-preview');

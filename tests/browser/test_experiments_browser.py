@@ -54,7 +54,8 @@ def test_mike_starts_a_creative_test_and_visitors_see_their_arm(chromium, publis
         # The live preview: A is the campaign as it is, B with its own title.
         expect(mike.locator("fieldset.arm[data-slot='0'] [data-preview=display_title]")).to_have_text("Original title")
         expect(arm_b.locator("[data-preview=display_title]")).to_have_text("Arm B title")
-        expect(mike.locator("fieldset.arm[data-slot='2'] .arm-preview")).to_be_visible()
+        expect(mike.locator("fieldset.arm[data-slot='2'] .arm-preview")).to_be_hidden()   # C unused so far
+        expect(mike.locator("fieldset.arm[data-slot='1'] select[name='arm-1-campaign_id']")).to_be_hidden()
         mike.get_by_role("button", name="Start experiment").click()
         expect(mike.locator("h1")).to_have_text(re.compile(r"Experiment #\d+"))
         experiment_id = int(re.search(r"/admin/experiments/(\d+)", mike.url).group(1))
