@@ -139,17 +139,17 @@ def impression_counts(db, property_id, start_ms, stop_ms):
     return db.execute(
         "/* experiments.impression_counts */ SELECT variant, campaign_id, count(*) AS impressions,"
         " count(DISTINCT session_id) AS visitors FROM impressions"
-        " WHERE ts >= ? AND ts < ? AND property_id = ? AND is_bot = 0"
+        " WHERE property_id = ? AND ts >= ? AND ts < ? AND variant <> '' AND is_bot = 0"
         " AND variant IN ('a', 'b', 'c', 'd') GROUP BY variant, campaign_id",
-        (start_ms, stop_ms, property_id)).fetchall()
+        (property_id, start_ms, stop_ms)).fetchall()
 
 
 def click_counts(db, property_id, start_ms, stop_ms):
     return db.execute(
         "/* experiments.click_counts */ SELECT variant, campaign_id, count(*) AS clicks FROM clicks"
-        " WHERE ts >= ? AND ts < ? AND property_id = ? AND is_bot = 0"
+        " WHERE property_id = ? AND ts >= ? AND ts < ? AND variant <> '' AND is_bot = 0"
         " AND variant IN ('a', 'b', 'c', 'd') GROUP BY variant, campaign_id",
-        (start_ms, stop_ms, property_id)).fetchall()
+        (property_id, start_ms, stop_ms)).fetchall()
 
 
 def conversion_sums(db, property_id, start_ms, stop_ms):
@@ -429,10 +429,16 @@ def get(db, experiment_id, now_iso=None):
     return _public(db, row, now_iso or timeutil.iso_now()) if row else None
 
 
-def list_experiments(db, status=None):
-    """Every experiment in get()'s shape, running first, then the latest first."""
+def list_experiments(db, status=None, figures=True):
+    """Every experiment in get()'s shape, running first, then the latest first. figures=False
+    leaves out the per-arm counts and "results" (each costs a read of the experiment's ledger
+    rows), for lists that show only names, dates and winners."""
     now_iso = timeutil.iso_now()
-    return [_public(db, row, now_iso) for row in experiment_rows(db, status)]
+    if figures:
+        return [_public(db, row, now_iso) for row in experiment_rows(db, status)]
+    return [{**{key: row[key] for key in ("id", "name", "property", "metric", "status", "started_at",
+                                          "stopped_at", "winner", "created_by")},
+             "arms": _arms(db, row["id"]), "results": None} for row in experiment_rows(db, status)]
 
 
 def stop(db, experiment_id, actor, winner=None):

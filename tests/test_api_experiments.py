@@ -213,3 +213,20 @@ def test_money_is_decimal_strings_and_rates_are_fractions(client, db, bearer, ap
     assert (arms[0]["visitors"], arms[0]["impressions"], arms[0]["clicks"], arms[0]["conversions"]) == (10, 10, 4, 2)
     assert (arms[0]["revenue"], arms[0]["rpm"], arms[0]["ctr"]) == ("25.00", "2500.00", 0.4)
     assert (arms[1]["revenue"], arms[1]["rpm"], arms[1]["ctr"]) == ("0.00", "0.00", 0.1)
+
+
+
+def test_results_read_the_arms_index(db, client, bearer, campaigns):
+    """The per-arm counts read only the experiment's own rows (partial, covering indexes), not
+    every impression of the period: the admin's card stays quick on a busy box."""
+    from popup_mgr import experiments
+    experiment = post(client, bearer, body(campaigns)).json
+    statements = []
+    db.set_trace_callback(statements.append)
+    experiments.get(db, experiment["id"])
+    db.set_trace_callback(None)
+    for label, index in (("experiments.impression_counts", "impressions_arms"),
+                         ("experiments.click_counts", "clicks_arms")):
+        [query] = [sql for sql in statements if label in sql]
+        plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + query))
+        assert f"COVERING INDEX {index}" in plan, plan

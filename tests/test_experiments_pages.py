@@ -96,7 +96,8 @@ def test_stop_and_apply_the_winner_from_the_card(admin_client, db, app, campaign
     assert db.execute("SELECT display_title FROM campaigns WHERE id = ?", (campaigns[0],)).fetchone()[0] == "Winner title"
     page = text(admin_client.get("/admin/experiments"))
     assert "No experiment is running" in page
-    assert "Finished" in page and "Titles" in page and ">B<" in page.replace(" ", "")
+    assert "Finished" in page and "Titles" in page and "<td>B</td>" in page.replace(" ", "")
+    assert "A: Campaign 0 · B: Campaign 0 (own creative)" in page
     detail = text(admin_client.get(f"/admin/experiments/{experiment['id']}"))
     assert "Winner applied: <strong>B</strong>" in detail and "Stop experiment" not in detail
 

@@ -53,7 +53,7 @@ def index():
     return render_page_or_fragment(
         "experiments/index.html", "experiments/_running.html",
         running=experiments.list_experiments(db, "running"),
-        finished=experiments.list_experiments(db, "stopped"), refresh_s=_refresh_s(), **_names(db))
+        finished=experiments.list_experiments(db, "stopped", figures=False), refresh_s=_refresh_s(), **_names(db))
 
 
 @bp.get("/admin/experiments/new", endpoint="new")
