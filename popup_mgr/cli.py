@@ -17,6 +17,35 @@ from popup_mgr import db as database
 SERVER_THREADS = 16
 MAX_REQUEST_BODY = 1024 * 1024
 
+# Connections, not threads, are what slow clients use up: waitress reads a whole request before a
+# thread sees it, so a client that trickles one header line every few seconds holds a connection
+# slot but no thread. With waitress's default 100 slots, 200 such clients stopped every popup,
+# offer and beacon. 1,000 slots cost little (a socket and a small buffer each; poll() instead of
+# select(), which cannot watch descriptors above 1,024), idle connections are closed after 15 s
+# (a beacon or an offer request arrives whole; a browser's idle keep-alive reconnects) and checked
+# every 5 s. A reverse proxy in front (docs/deploy.md) buffers slow clients before they reach us.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_S = 15
+CLEANUP_INTERVAL_S = 5
+LISTEN_BACKLOG = 2048
+
+
+def waitress_settings():
+    """The keyword arguments `popup-mgr serve` gives waitress (bench/ uses the same)."""
+    return {"threads": SERVER_THREADS, "max_request_body_size": MAX_REQUEST_BODY, "ident": "popup_mgr",
+            "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S,
+            "cleanup_interval": CLEANUP_INTERVAL_S, "backlog": LISTEN_BACKLOG, "asyncore_use_poll": True}
+
+
+def _allow_enough_open_files(needed=CONNECTION_LIMIT + 256):
+    """Raise the soft limit of open files towards the hard one, so that every connection slot
+    (plus the database files, logs and threads) can have its descriptor."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
 
 def _db():
     return database.get_db()
@@ -81,8 +110,8 @@ def run_server(app, host, port):
         raise click.ClickException(str(exc))
     click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
     try:
-        waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
-                       max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+        _allow_enough_open_files()
+        waitress.serve(app, host=host, port=port, **waitress_settings())
     finally:
         running.stop()
 
