@@ -1,13 +1,14 @@
 """The popup-mgr command line. The same commands are on `flask --app popup_mgr`."""
 import os
 import secrets
+import sqlite3
 import sys
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from popup_mgr import backup, campaigns, demo, doctor, operations, rollups, serving, signals, users
+from popup_mgr import backup, campaigns, demo, doctor, operations, rollups, serving, signals, storage, users
 from popup_mgr import db as database
 
 # Beacon threads spend part of each request waiting (GIL released) for the group commit of their
@@ -104,6 +105,7 @@ def run_server(app, host, port):
         # Without a configured public URL, links (click URLs, snippets) point at this server.
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         app.config["BASE_URL"] = f"http://{shown_host}:{port}"
+    _check_storage(app.config["DATABASE"])
     try:
         running = operations.start(app, jobs=operations.periodic_jobs(app))
     except serving.DatabaseBusy as exc:
@@ -114,6 +116,19 @@ def run_server(app, host, port):
         waitress.serve(app, host=host, port=port, **waitress_settings())
     finally:
         running.stop()
+
+
+def _check_storage(path):
+    """Before serving: the database file is intact (quick_check) and writable (an empty write
+    transaction takes the write lock), else one line and STARTUP_FAILURE_EXIT."""
+    try:
+        with database.connection(path) as db:
+            storage.startup_check(db, path)
+            storage.write_check(db)
+    except storage.StartupFailure as exc:
+        _cannot_start(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        _cannot_start(storage.describe_failure(exc, path))
 
 
 @click.command("demo-data")
@@ -288,6 +303,14 @@ def _create_app():
         return create_app()
     except ConfigError as exc:
         sys.exit(f"popup-mgr: refusing to start: {exc}")
+    except (sqlite3.Error, OSError) as exc:
+        # Opening or migrating the database failed: one line that says what to fix, no traceback.
+        _cannot_start(storage.describe_failure(exc, os.environ.get("POPUP_DB") or "instance/popup.db"))
+
+
+def _cannot_start(message):
+    click.echo(f"popup-mgr: cannot start: {message}", err=True)
+    sys.exit(storage.STARTUP_FAILURE_EXIT)
 
 
 main = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False,

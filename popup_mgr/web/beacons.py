@@ -76,7 +76,8 @@ def click_answer(app, token, event_ids, uncounted, visitor):
         # The visitor clicked: losing them costs more than losing one count. The network still
         # gets a click id (the queued one when there is one), and a conversion for a click id we
         # never stored is kept as unattributed.
-        log.warning("click not confirmed, redirecting anyway: %s", exc)
+        fastpath.throttled_log.warning(f"click not confirmed: {exc}",
+                                       "click not confirmed, redirecting anyway: %s", exc)
         if isinstance(exc, ClickNotConfirmed):
             return _redirect_answer(exc.redirect_url)
         try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from popup_mgr import storage
 from popup_mgr.web import http
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,12 @@ def error_answer(status, error, reason=None, extra=()):
                            ("X-Popup-Reason", reason or error), *extra], http.error_body(error))
 
 
+# A full disk refuses every event: one warning per reason a minute, with the count held back.
+throttled_log = storage.ThrottledLog(log)
+
+
 def unavailable_answer(exc):
-    log.warning("event not stored: %s", exc)
+    throttled_log.warning(f"event not stored: {exc}", "event not stored: %s", exc)
     return error_answer(503, "temporarily unavailable, retry", reason="unavailable", extra=[("Retry-After", "1")])
 
 

@@ -22,6 +22,9 @@ def postback():
     except PostbackRejected as exc:
         events.event("conversion", "rejected")
         return fastpath.flask_response(fastpath.error_answer(403, str(exc)))
+    except IngestUnavailable as exc:
+        events.event("conversion", "unavailable")
+        return fastpath.flask_response(fastpath.unavailable_answer(exc))
     try:
         result = conversions.record_conversion(current_app, conversions.parse_postback(params))
     except EventError as exc:
