@@ -50,7 +50,10 @@ def startup_check(db, path):
     except sqlite3.Error as exc:
         raise StartupFailure(describe_failure(exc, path)) from None
     if problems != ["ok"]:
-        raise StartupFailure(f"{path} is damaged ({problems[0]}); restore a backup with"
+        lines = [line.strip() for text in problems for line in text.splitlines()
+                 if line.strip() and not line.startswith("***")]
+        first = lines[0] if lines else "quick_check failed"
+        raise StartupFailure(f"{path} is damaged ({first}); restore a backup with"
                              " `popup-mgr restore FILE` (the damaged file is kept as a pre-restore copy)")
 
 
