@@ -99,6 +99,11 @@ def record_impression(app, beacon, visitor, now_ms=None):
     with _database_errors_as_unavailable(app):
         offer = resolve_offer(app, beacon.token, now_ms)
         row = _event_row(app, offer, beacon, visitor, now_ms)
+    if offer.campaign.paused(row["ts"]):
+        # Tokens live 7 days: without this a deactivated, ended or held campaign would keep
+        # gaining impressions from old or replayed tokens. (A click on it still redirects and is
+        # stored flagged: the visitor is real and must reach the offer.)
+        raise EventError("campaign not active")
     return state.of(app).writer.submit(("impression", row))
 
 

@@ -67,6 +67,9 @@ def parse_postback(params):
     click_id = _single_postback_id(params, "click_id")
     transaction_id = _single_postback_id(params, "transaction_id")
     payout_text = _single(params, "payout", required=True)
+    if payout_text != payout_text.strip():
+        # Tune sends the macro's value as is: spaces or a line break mean a broken URL template.
+        raise EventError("payout must be a plain decimal without spaces or line breaks")
     try:
         payout_cents = money.parse_cents(payout_text)
     except money.MoneyError as exc:

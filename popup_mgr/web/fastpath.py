@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 STATUS_LINES = {200: "200 OK", 204: "204 No Content", 302: "302 Found", 400: "400 Bad Request",
                 404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Content Too Large",
-                503: "503 Service Unavailable"}
+                415: "415 Unsupported Media Type", 503: "503 Service Unavailable"}
 # Added to every fast answer, as http.add_cors_headers and security.add_security_headers do on
 # Flask's answers for the public paths.
 COMMON_HEADERS = (*http.CORS_HEADERS, ("X-Content-Type-Options", "nosniff"))
