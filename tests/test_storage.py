@@ -240,3 +240,14 @@ def test_an_existing_world_readable_database_is_made_owner_only(tmp_path):
     app = create_app({"DATABASE": str(path), "SECRET_KEY": "k" * 40})
     assert mode(path) == 0o600
     ingest.stop(app)
+
+
+def test_the_directory_made_for_a_generated_secret_key_is_owner_only(tmp_path):
+    """Without POPUP_SECRET_KEY the key is kept beside the database: its new directory is made
+    0700 before the database (a later 0755 directory would expose the names of its files)."""
+    from popup_mgr import create_app
+    os.umask(0o022)
+    path = tmp_path / "instance" / "popup.db"
+    app = create_app({"DATABASE": str(path), "SECRET_KEY": None})
+    assert mode(path.parent) == 0o700 and mode(path.parent / "secret_key") == 0o600 and mode(path) == 0o600
+    ingest.stop(app)
