@@ -44,7 +44,8 @@ def prepare_database():
 
 
 def start_popup_mgr(db_path, port):
-    env = os.environ | {"POPUP_DB": str(db_path), "POPUP_SECRET_KEY": SECRET_KEY}
+    # PYTHONPATH: serve this checkout's code, wherever an editable install of the package points.
+    env = os.environ | {"POPUP_DB": str(db_path), "POPUP_SECRET_KEY": SECRET_KEY, "PYTHONPATH": str(PROJECT)}
     process = subprocess.Popen([str(POPUP_MGR), "serve", "--port", str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(f"http://127.0.0.1:{port}/api/health")

@@ -2,6 +2,7 @@
 import json
 import os
 import secrets
+import sqlite3
 import sys
 
 import click
@@ -9,7 +10,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from popup_mgr import (backup, campaigns, demo, doctor, operations, reconcile, rollups, serving, signals,
-                       tune_jobs, tune_sync, users)
+                       storage, tune_jobs, tune_sync, users)
 from popup_mgr import db as database
 
 # Beacon threads spend part of each request waiting (GIL released) for the group commit of their
@@ -18,6 +19,35 @@ from popup_mgr import db as database
 # unchanged (CPU-bound either way).
 SERVER_THREADS = 16
 MAX_REQUEST_BODY = 1024 * 1024
+
+# Connections, not threads, are what slow clients use up: waitress reads a whole request before a
+# thread sees it, so a client that trickles one header line every few seconds holds a connection
+# slot but no thread. With waitress's default 100 slots, 200 such clients stopped every popup,
+# offer and beacon. 1,000 slots cost little (a socket and a small buffer each; poll() instead of
+# select(), which cannot watch descriptors above 1,024), idle connections are closed after 15 s
+# (a beacon or an offer request arrives whole; a browser's idle keep-alive reconnects) and checked
+# every 5 s. A reverse proxy in front (docs/deploy.md) buffers slow clients before they reach us.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_S = 15
+CLEANUP_INTERVAL_S = 5
+LISTEN_BACKLOG = 2048
+
+
+def waitress_settings():
+    """The keyword arguments `popup-mgr serve` gives waitress (bench/ uses the same)."""
+    return {"threads": SERVER_THREADS, "max_request_body_size": MAX_REQUEST_BODY, "ident": "popup_mgr",
+            "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S,
+            "cleanup_interval": CLEANUP_INTERVAL_S, "backlog": LISTEN_BACKLOG, "asyncore_use_poll": True}
+
+
+def _allow_enough_open_files(needed=CONNECTION_LIMIT + 256):
+    """Raise the soft limit of open files towards the hard one, so that every connection slot
+    (plus the database files, logs and threads) can have its descriptor."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _db():
@@ -77,16 +107,30 @@ def run_server(app, host, port):
         # Without a configured public URL, links (click URLs, snippets) point at this server.
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         app.config["BASE_URL"] = f"http://{shown_host}:{port}"
+    _check_storage(app.config["DATABASE"])
     try:
         running = operations.start(app, jobs=operations.periodic_jobs(app))
     except serving.DatabaseBusy as exc:
         raise click.ClickException(str(exc))
     click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
     try:
-        waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
-                       max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+        _allow_enough_open_files()
+        waitress.serve(app, host=host, port=port, **waitress_settings())
     finally:
         running.stop()
+
+
+def _check_storage(path):
+    """Before serving: the database file is intact (quick_check) and writable (an empty write
+    transaction takes the write lock), else one line and STARTUP_FAILURE_EXIT."""
+    try:
+        with database.connection(path) as db:
+            storage.startup_check(db, path)
+            storage.write_check(db)
+    except storage.StartupFailure as exc:
+        _cannot_start(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        _cannot_start(storage.describe_failure(exc, path))
 
 
 @click.command("demo-data")
@@ -373,6 +417,14 @@ def _create_app():
         return create_app()
     except ConfigError as exc:
         sys.exit(f"popup-mgr: refusing to start: {exc}")
+    except (sqlite3.Error, OSError) as exc:
+        # Opening or migrating the database failed: one line that says what to fix, no traceback.
+        _cannot_start(storage.describe_failure(exc, os.environ.get("POPUP_DB") or "instance/popup.db"))
+
+
+def _cannot_start(message):
+    click.echo(f"popup-mgr: cannot start: {message}", err=True)
+    sys.exit(storage.STARTUP_FAILURE_EXIT)
 
 
 main = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False,

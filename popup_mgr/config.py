@@ -70,7 +70,11 @@ def _local_secret_key(directory):
     """A random key kept beside the database, so sessions and offer tokens survive restarts."""
     path = directory / "secret_key"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.exists():
+            # It will also hold the database: owner-only, like the files in it (mode made exact,
+            # as mkdir's is reduced by the umask).
+            directory.mkdir(parents=True, mode=0o700)
+            os.chmod(directory, 0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(48))

@@ -137,13 +137,17 @@ def div_half_up(numerator, denominator):
 
 
 def wilson_interval(successes, trials, z=WILSON_Z):
-    """95 % Wilson score interval of a proportion, as (low, high); (0, 0) with no trials."""
+    """95 % Wilson score interval of a proportion, as (low, high); (0, 0) with no trials.
+
+    Clicks may outnumber impressions (a click whose impression beacon never arrived is real
+    traffic): the interval is then that of every trial a success, so it stays inside [0, 1]
+    and the square root never sees a negative number."""
     if trials <= 0:
         return 0.0, 0.0
-    p = successes / trials
+    p = min(max(successes, 0), trials) / trials
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    half = z * math.sqrt(max(0.0, p * (1 - p) / trials + z * z / (4 * trials * trials))) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
 
 

@@ -9,6 +9,7 @@ the exact difference a conversion makes under rollups.counts(), the one counting
 import hmac
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 
 from popup_mgr import db as database
@@ -66,6 +67,9 @@ def parse_postback(params):
     click_id = _single_postback_id(params, "click_id")
     transaction_id = _single_postback_id(params, "transaction_id")
     payout_text = _single(params, "payout", required=True)
+    if payout_text != payout_text.strip():
+        # Tune sends the macro's value as is: spaces or a line break mean a broken URL template.
+        raise EventError("payout must be a plain decimal without spaces or line breaks")
     try:
         payout_cents = money.parse_cents(payout_text)
     except money.MoneyError as exc:
@@ -111,6 +115,8 @@ def record_conversion(app, postback, now_ms=None):
     except EventError:
         raise
     except Exception as exc:
+        from popup_mgr.ingest import state      # state imports this module
+        state.of(app).failures.record()
         raise IngestUnavailable(f"could not store the conversion ({type(exc).__name__})") from None
 
 
@@ -180,10 +186,14 @@ def postback_secret(app):
     writes nothing, so neither a GET nor a postback flood takes the write lock)."""
     if app.config.get("POSTBACK_SECRET"):
         return app.config["POSTBACK_SECRET"]
-    with database.connection(app.config["DATABASE"]) as db:
-        row = db.execute("/* conversions.postback_secret */ SELECT value FROM settings WHERE key = ?",
-                         (POSTBACK_SECRET_SETTING,)).fetchone()
-    return row["value"] if row else ensure_postback_secret(app.config)
+    try:
+        with database.connection(app.config["DATABASE"]) as db:
+            row = db.execute("/* conversions.postback_secret */ SELECT value FROM settings WHERE key = ?",
+                             (POSTBACK_SECRET_SETTING,)).fetchone()
+        return row["value"] if row else ensure_postback_secret(app.config)
+    except sqlite3.Error as exc:
+        # Storage, not the caller, is at fault: 503, and the network retries the postback.
+        raise IngestUnavailable(f"cannot read the postback secret ({type(exc).__name__})") from None
 
 
 def ensure_postback_secret(config):
