@@ -80,11 +80,12 @@ def _campaign_or_404(campaign_id):
     return campaign
 
 
-def _row(campaign, template="_campaign_row.html", errors=None):
-    """A table row fragment for htmx; a plain browser goes back to the table instead."""
+def _row(campaign, template="_campaign_row.html", errors=None, saved=False):
+    """A table row fragment for htmx; a plain browser goes back to the table instead. saved: the
+    row was just written, and says so."""
     if not is_htmx():
         return redirect(url_for("admin.campaigns"))
-    return render_template(template, c=campaign, errors=errors or {},
+    return render_template(template, c=campaign, errors=errors or {}, saved=saved,
                            property_codes=property_store.codes(get_db()))
 
 
@@ -115,7 +116,7 @@ def campaign_toggle(campaign_id):
         campaign = campaign_store.set_active(get_db(), campaign_id, active == "1", current_actor())
     except campaign_store.CampaignInvalid as exc:   # e.g. a schedule that no longer validates
         return _row(campaign, errors=exc.errors)
-    return _row(campaign)
+    return _row(campaign, saved=True)
 
 
 @bp.post("/admin/campaigns/<int:campaign_id>/priority")
@@ -131,7 +132,7 @@ def _save_row(campaign, data, error_template):
         # htmx swaps only 2xx answers: the row comes back with its errors shown.
         return _row({**campaign, **data},
                     error_template, errors=exc.errors)
-    return _row(campaign)
+    return _row(campaign, saved=True)
 
 
 # --- add / edit form ------------------------------------------------------------------------------
