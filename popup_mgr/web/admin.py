@@ -153,7 +153,7 @@ def campaign_new():
 
 @bp.post("/admin/campaigns/new")
 def campaign_create():
-    data = campaign_store.from_form(request.form)
+    data = campaign_store.from_form(request.form, tz=current_app.config["BUSINESS_TZ"])
     try:
         created = campaign_store.create(get_db(), data, current_actor())
     except campaign_store.CampaignInvalid as exc:
@@ -170,7 +170,7 @@ def campaign_edit(campaign_id):
 @bp.post("/admin/campaigns/<int:campaign_id>/edit")
 def campaign_update(campaign_id):
     campaign = _campaign_or_404(campaign_id)
-    data = campaign_store.from_form(request.form)
+    data = campaign_store.from_form(request.form, tz=current_app.config["BUSINESS_TZ"])
     try:
         saved = campaign_store.update(get_db(), campaign_id, data, current_actor())
     except campaign_store.CampaignInvalid as exc:

@@ -153,7 +153,7 @@ def _live_context():
         slot["label"] = dt.datetime.fromtimestamp(slot["minute_ms"] / 1000, zone).strftime("%H:%M")
     peak = max([1] + [max(s["impressions"], s["clicks"]) for s in data["minutes"]])
     return {"live": data, "peak": peak, "refresh": LIVE_REFRESH_SECONDS,
-            "updated": dt.datetime.now(zone).strftime("%H:%M:%S")}
+            "updated": dt.datetime.now(zone).strftime("%H:%M:%S %Z")}
 
 
 @bp.get("/admin/live")

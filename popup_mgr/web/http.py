@@ -5,7 +5,7 @@ import json
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from popup_mgr import netaddr
+from popup_mgr import netaddr, timeutil
 
 # Paths called cross-origin from publisher pages or by the network. Everything else is admin or
 # authenticated API and gets no CORS headers at all.
@@ -82,10 +82,25 @@ def nav_items():
     return [(endpoint, label) for endpoint, label in NAV if endpoint in current_app.view_functions]
 
 
+def register_clock(app):
+    """The admin's one clock: every time a page shows or a form takes is in the business zone
+    (POPUP_TZ) and says so; storage stays UTC. Templates use `value|local_time`,
+    `value|local_input` (datetime-local fields) and `business_zone` ('EST')."""
+    def zone():
+        return current_app.config["BUSINESS_TZ"]
+
+    app.add_template_filter(lambda value, seconds=False: timeutil.local_text(value, zone(), seconds),
+                            "local_time")
+    app.add_template_filter(lambda value: timeutil.local_input_value(value, zone()), "local_input")
+    app.context_processor(lambda: {"business_zone": timeutil.zone_abbreviation(zone()),
+                                   "business_tz": zone()})
+
+
 def register(app):
     netaddr.check_settings(app.config)
     app.after_request(add_cors_headers)
     app.context_processor(lambda: {"nav_items": nav_items()})
+    register_clock(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
