@@ -9,7 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, make_response, redirect
                    request, url_for)
 from flask_login import current_user
 
-from popup_mgr import audit, timeutil
+from popup_mgr import audit, reports, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
 from popup_mgr.web.auth import current_actor, safe_next
@@ -70,7 +70,16 @@ def campaigns():
                                          property_code=filters["property"] or None)
     return render_page_or_fragment("campaigns.html", "_campaign_rows.html", campaigns=rows,
                                    filters=filters, property_codes=property_store.codes(db),
-                                   highlight=request.args.get("saved", type=int))
+                                   highlight=request.args.get("saved", type=int),
+                                   **_recent_performance())
+
+
+def _recent_performance():
+    """The list's "last 7 days" figures per campaign (every row, fragment or page, shows them)."""
+    return {"recent": reports.recent_by_campaign(get_db(), current_app.config["BUSINESS_TZ"],
+                                                 timeutil.now_ms()),
+            "recent_days": reports.RECENT_DAYS,
+            "min_impressions": reports.MIN_IMPRESSIONS_TO_JUDGE, "min_clicks": reports.MIN_CLICKS_TO_JUDGE}
 
 
 def _campaign_or_404(campaign_id):
@@ -86,7 +95,7 @@ def _row(campaign, template="_campaign_row.html", errors=None, saved=False):
     if not is_htmx():
         return redirect(url_for("admin.campaigns"))
     return render_template(template, c=campaign, errors=errors or {}, saved=saved,
-                           property_codes=property_store.codes(get_db()))
+                           property_codes=property_store.codes(get_db()), **_recent_performance())
 
 
 @bp.get("/admin/campaigns/<int:campaign_id>/row")
