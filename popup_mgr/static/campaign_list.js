@@ -17,6 +17,11 @@
   var askAgain = false;
   var openEditors = [];
 
+  // The campaign just added or saved is marked by the server (is-highlight): bring it into view,
+  // wherever it sorts in the list.
+  var saved = document.querySelector("#campaign-rows tr.is-highlight");
+  if (saved) saved.scrollIntoView({block: "center"});
+
   function fromRows(evt) {
     var rows = document.getElementById("campaign-rows");
     return rows && rows.contains(evt.detail.elt) && evt.detail.elt !== rows;

@@ -96,6 +96,22 @@ def register_clock(app):
                                    "business_tz": zone()})
 
 
+# What a person reads on an admin error page; other codes use Werkzeug's name and description.
+ERROR_PAGES = {
+    404: ("Page not found", "There is nothing at this address. The campaign or page may have been"
+                            " deleted, or the link was mistyped."),
+    405: ("Not here", "This address does not take that kind of request."),
+}
+
+
+def error_page(exc):
+    """An admin-styled error page with a way back, instead of the framework's bare text."""
+    title, message = ERROR_PAGES.get(exc.code, (exc.name, exc.description or ""))
+    referrer = request.referrer or ""
+    back = referrer if referrer.startswith(request.host_url) and referrer != request.url else None
+    return render_template("error.html", code=exc.code, title=title, message=message, back=back), exc.code
+
+
 def register(app):
     netaddr.check_settings(app.config)
     app.after_request(add_cors_headers)
@@ -107,4 +123,7 @@ def register(app):
         # JSON for API and public paths, so cross-origin callers can read the reason.
         if request.path.startswith("/api/") or is_public_path(request.path):
             return json_error(exc.code, exc.description or exc.name)
-        return exc
+        # An exception that carries its own answer (the login throttle's 429) keeps it.
+        if exc.code is None or exc.code < 400 or exc.response is not None or is_htmx():
+            return exc
+        return error_page(exc)
