@@ -1,7 +1,12 @@
 """Smaller things a new user tripped on, in Chromium: a new campaign lands in view and marked,
 the Tune-link paste box does not look like an error, error pages are styled with a way back."""
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 
+from popup_mgr import demo
 from tests.browser.conftest import admin_session_cookie
 from tests.helpers import add_campaign
 
@@ -81,3 +86,29 @@ def test_bad_offer_link_is_a_clean_public_page_with_a_way_back(page, live_server
     back = page.locator("a.back")
     assert back.inner_text() == "Back to modefreefinds.example"
     assert back.get_attribute("href") == "https://modefreefinds.example/thanks"
+
+
+DASHBOARD_SHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+def test_dashboard_screenshot(chromium, live_server, tmp_path):
+    """The README's picture of the dashboard with demo data. Rendered on every run; written to
+    docs/ with POPUP_UPDATE_SCREENSHOTS=1."""
+    db = live_server.db()
+    try:
+        demo.generate(db, days=40, impressions=60_000, seed=5, tz=live_server.app.config["BUSINESS_TZ"])
+    finally:
+        db.close()
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    context.add_cookies([admin_session_cookie(live_server)])
+    page = context.new_page()
+    try:
+        page.goto(live_server.url + "/admin/dashboard?range=30d")
+        page.wait_for_function("() => window.popupCharts && window.popupCharts['chart-revenue']")
+        shot = tmp_path / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000
+        if os.environ.get("POPUP_UPDATE_SCREENSHOTS") == "1":
+            shutil.copyfile(shot, DASHBOARD_SHOT)
+    finally:
+        context.close()
