@@ -63,6 +63,7 @@ def test_schedule_is_entered_and_shown_in_the_business_zone(app, admin_client, d
     page = admin_client.get(f"/admin/campaigns/{stored['id']}/edit").get_data(as_text=True)
     assert 'value="2099-12-01T09:00"' in page and 'value="2099-12-24T18:30"' in page
     assert "Starts (America/New_York time)" in page and "(UTC)" not in page
+    assert f"Added {shown(stored['created_at'])} · last changed {shown(stored['updated_at'])}" in page
 
     listing = admin_client.get("/admin/campaigns").get_data(as_text=True)
     assert "Starts 2099-12-01 09:00 EST" in listing
