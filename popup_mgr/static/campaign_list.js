@@ -5,7 +5,7 @@
  * the old row back (a paused campaign shown as Active). So a filter answer is shown only when no
  * row request started while it was under way; otherwise it is dropped and the filter asked again
  * once the rows are quiet. An open quick-edit row survives a filter that still lists it: its
- * inputs are Mike's unsaved typing, which no server answer holds.
+ * inputs are the admin's unsaved typing, which no server answer holds.
  */
 (function () {
   "use strict";

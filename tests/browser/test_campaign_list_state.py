@@ -108,3 +108,16 @@ def test_filter_answer_older_than_a_row_write_is_not_shown(admin_page, live_serv
     assert stored_active(live_server, listed[0]) is False
     expect(admin_page.locator(switch)).to_have_attribute("aria-checked", "false")
     expect(admin_page.locator("tr.campaign-row")).to_have_count(4)
+
+
+def test_open_quick_edit_survives_a_search_that_still_lists_it(admin_page, live_server, listed):
+    admin_page.goto(live_server.url + "/admin/campaigns")
+    row = f"#campaign-{listed[2]}"
+    admin_page.click(f"{row} >> text=Quick edit")
+    editor = admin_page.locator(f"{row} input[name=display_title]")
+    editor.fill("Typed but not saved")
+    search(admin_page, "sweeps", 4)                   # the list is re-fetched around the open editor
+    settle(admin_page)
+    expect(editor).to_have_value("Typed but not saved")
+    search(admin_page, "grocery", 1)                  # a search that drops the row closes it
+    expect(admin_page.locator(row)).to_have_count(0)
