@@ -249,8 +249,9 @@ def parse_pixel_html(text):
     return url if url and url_problem(url) is None else None
 
 
-def from_form(form):
+def from_form(form, tz=None):
     """Public-form input from the admin's HTML form (a MultiDict), with the paste helpers applied.
+    tz: the business zone the form's start and end times are entered in (stored as UTC).
 
     Whole numbers arrive as text: digits become ints, anything else is passed on so validate()
     rejects it with its usual message. Only the fields present in the form are included.
@@ -275,6 +276,8 @@ def from_form(form):
             value = int(value) if _DIGITS.fullmatch(value) else (value or None)
         elif field in ("start_at", "end_at"):
             value = value.strip() or None
+            if value and tz:
+                value = timeutil.local_input_to_utc(value, tz)
         data[field] = value
     return _apply_paste_helpers(data, form.get("tune_link", ""))
 

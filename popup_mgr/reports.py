@@ -484,3 +484,31 @@ def live(db, now_ms, minutes=LIVE_MINUTES):
             slots[r["slot"]]["revenue_cents"] += r["cents"]
     total = {key: sum(s[key] for s in slots) for key in ("impressions", "clicks", "conversions", "revenue_cents")}
     return {"start_ms": start, "end_ms": end, "minutes": slots, "total": total}
+
+
+# --- the campaign list and a campaign's page ---------------------------------------------------
+
+RECENT_DAYS = 7
+
+
+def recent_scope(tz, now_ms, days=RECENT_DAYS):
+    """The last `days` business days, today included: what the campaign list's figures cover."""
+    today = dt.date.fromisoformat(timeutil.business_day(now_ms, tz))
+    return Scope(first=today - dt.timedelta(days=days - 1), last=today)
+
+
+def recent_by_campaign(db, tz, now_ms, days=RECENT_DAYS):
+    """{campaign_id: measures} over recent_scope(); campaigns without traffic are absent (the
+    list shows them as "no traffic"). One scan of daily_stats for every campaign at once."""
+    groups = {}
+    for row in campaign_property_rows(db, recent_scope(tz, now_ms, days)):
+        groups.setdefault(row["campaign_id"], []).append(row)
+    return {campaign_id: measures(_sum(rows)) for campaign_id, rows in groups.items()}
+
+
+def properties_run_on(property_rows, targeted_codes):
+    """The per-property rows a campaign's page lists: the properties it targets (all of them when
+    it targets none) and any other one that still had its traffic in the range (it was targeted
+    then); never a property it has nothing to do with."""
+    return [row for row in property_rows
+            if not targeted_codes or row["property"] in targeted_codes or row["impressions"] > 0]

@@ -9,7 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, make_response, redirect
                    request, url_for)
 from flask_login import current_user
 
-from popup_mgr import audit, timeutil
+from popup_mgr import audit, reports, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
 from popup_mgr.web.auth import current_actor, safe_next
@@ -70,7 +70,16 @@ def campaigns():
                                          property_code=filters["property"] or None)
     return render_page_or_fragment("campaigns.html", "_campaign_rows.html", campaigns=rows,
                                    filters=filters, property_codes=property_store.codes(db),
-                                   highlight=request.args.get("saved", type=int))
+                                   highlight=request.args.get("saved", type=int),
+                                   **_recent_performance())
+
+
+def _recent_performance():
+    """The list's "last 7 days" figures per campaign (every row, fragment or page, shows them)."""
+    return {"recent": reports.recent_by_campaign(get_db(), current_app.config["BUSINESS_TZ"],
+                                                 timeutil.now_ms()),
+            "recent_days": reports.RECENT_DAYS,
+            "min_impressions": reports.MIN_IMPRESSIONS_TO_JUDGE, "min_clicks": reports.MIN_CLICKS_TO_JUDGE}
 
 
 def _campaign_or_404(campaign_id):
@@ -80,12 +89,13 @@ def _campaign_or_404(campaign_id):
     return campaign
 
 
-def _row(campaign, template="_campaign_row.html", errors=None):
-    """A table row fragment for htmx; a plain browser goes back to the table instead."""
+def _row(campaign, template="_campaign_row.html", errors=None, saved=False):
+    """A table row fragment for htmx; a plain browser goes back to the table instead. saved: the
+    row was just written, and says so."""
     if not is_htmx():
         return redirect(url_for("admin.campaigns"))
-    return render_template(template, c=campaign, errors=errors or {},
-                           property_codes=property_store.codes(get_db()))
+    return render_template(template, c=campaign, errors=errors or {}, saved=saved,
+                           property_codes=property_store.codes(get_db()), **_recent_performance())
 
 
 @bp.get("/admin/campaigns/<int:campaign_id>/row")
@@ -115,7 +125,7 @@ def campaign_toggle(campaign_id):
         campaign = campaign_store.set_active(get_db(), campaign_id, active == "1", current_actor())
     except campaign_store.CampaignInvalid as exc:   # e.g. a schedule that no longer validates
         return _row(campaign, errors=exc.errors)
-    return _row(campaign)
+    return _row(campaign, saved=True)
 
 
 @bp.post("/admin/campaigns/<int:campaign_id>/priority")
@@ -131,7 +141,7 @@ def _save_row(campaign, data, error_template):
         # htmx swaps only 2xx answers: the row comes back with its errors shown.
         return _row({**campaign, **data},
                     error_template, errors=exc.errors)
-    return _row(campaign)
+    return _row(campaign, saved=True)
 
 
 # --- add / edit form ------------------------------------------------------------------------------
@@ -152,7 +162,7 @@ def campaign_new():
 
 @bp.post("/admin/campaigns/new")
 def campaign_create():
-    data = campaign_store.from_form(request.form)
+    data = campaign_store.from_form(request.form, tz=current_app.config["BUSINESS_TZ"])
     try:
         created = campaign_store.create(get_db(), data, current_actor())
     except campaign_store.CampaignInvalid as exc:
@@ -169,7 +179,7 @@ def campaign_edit(campaign_id):
 @bp.post("/admin/campaigns/<int:campaign_id>/edit")
 def campaign_update(campaign_id):
     campaign = _campaign_or_404(campaign_id)
-    data = campaign_store.from_form(request.form)
+    data = campaign_store.from_form(request.form, tz=current_app.config["BUSINESS_TZ"])
     try:
         saved = campaign_store.update(get_db(), campaign_id, data, current_actor())
     except campaign_store.CampaignInvalid as exc:

@@ -6,7 +6,7 @@ both use it, so there is one behaviour. HTTP only: parse, call ingest.beacons, a
 """
 import json
 import logging
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.routing import BaseConverter
@@ -155,7 +155,11 @@ def click_redirect(token):
 
 
 def bad_link_page(reason):
-    response = current_app.make_response((render_template("bad_link.html", reason=reason), 400))
+    """The visitor's page for a link we cannot follow: plain, styled, and pointing back to the
+    site they came from (the Referer, usually the publisher's page) when the browser sent one."""
+    back = request.referrer if urls.is_http_url(request.referrer or "") else None
+    response = current_app.make_response((render_template(
+        "bad_link.html", reason=reason, back=back, back_host=urlsplit(back).hostname if back else ""), 400))
     response.headers["X-Popup-Reason"] = reason
     response.headers["Cache-Control"] = "no-store"
     return response

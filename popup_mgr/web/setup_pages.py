@@ -1,13 +1,12 @@
 """Blueprint "setup": the admin pages that connect the product to the world — Install (the
 snippet per property), Playground (try the popup against the live campaigns) and Postback (the
 URL to give the network, its secret, a test conversion, unattributed conversions)."""
-import datetime as dt
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, current_app, render_template, request
 from flask_login import login_required
 
-from popup_mgr import catalog, money
+from popup_mgr import catalog, money, timeutil
 from popup_mgr import properties as property_store
 from popup_mgr.db import get_db
 from popup_mgr.ingest import beacons, conversions
@@ -104,10 +103,9 @@ def _render_postback_panel(**extra):
 
 
 def _display_conversion(row):
-    received = dt.datetime.fromtimestamp(row["ts"] / 1000, dt.timezone.utc)
     return {"transaction_id": row["transaction_id"], "click_id": row["click_id"], "status": row["status"],
             "payout": money.format_cents(row["payout_cents"]),
-            "received": received.strftime("%Y-%m-%d %H:%M:%S UTC")}
+            "received": timeutil.local_text(row["ts"], current_app.config["BUSINESS_TZ"], seconds=True)}
 
 
 def postback_url(base_url, secret):
