@@ -7,7 +7,7 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, current_app, render_template, request
 from flask_login import login_required
 
-from popup_mgr import catalog, money
+from popup_mgr import catalog, money, urls
 from popup_mgr import properties as property_store
 from popup_mgr.db import get_db
 from popup_mgr.ingest import beacons, conversions
@@ -18,6 +18,16 @@ bp = Blueprint("setup", __name__)
 
 TEST_TRANSACTION_PREFIX = "test-"
 TEST_PAYOUT = "1.00"
+
+
+@bp.app_context_processor
+def _base_url_warning():
+    """base_url_warning() for the pages that hand out URLs (Install, Postback, the dashboard)."""
+    def warning():
+        config = current_app.config
+        return urls.base_url_warning(config["BASE_URL"], config.get("BASE_URL_CONFIGURED", False),
+                                     config.get("ENV_NAME") == "production")
+    return {"base_url_warning": warning}
 
 
 def _chosen(value, choices):
