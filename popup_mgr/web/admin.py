@@ -188,6 +188,14 @@ def campaign_update(campaign_id):
 
 # --- properties -----------------------------------------------------------------------------------
 
+@bp.app_template_filter("delay_seconds")
+def delay_seconds(value):
+    """A property's delay as the page shows it (seconds); what was typed when it was refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return property_store.ms_to_seconds(value)
+    return value
+
+
 @bp.get("/admin/properties")
 def properties():
     return render_template("properties.html", properties=property_store.list_properties(get_db()),
