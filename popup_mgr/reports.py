@@ -496,6 +496,8 @@ def dashboard(db, scope, tz, now_ms):
     split = campaign_property_rows(db, every_property)
     campaigns = by_campaign(db, scope, split)
     property_rows = by_property(db, every_property, split)
+    shown_properties = [row for row in property_rows
+                        if scope.property_id is None or row["property_id"] == scope.property_id]
     current = measures(_sum(campaigns))
     previous, compared_until = previous_totals(db, scope, tz, now_ms, today)
     days = by_day(db, scope, until=today)
@@ -511,11 +513,12 @@ def dashboard(db, scope, tz, now_ms):
         "unit": unit,
         "points": points,
         "campaigns": campaigns,
-        "properties": property_rows,
+        # With one property chosen, the property widgets show that property only.
+        "properties": shown_properties,
         # Unattributed conversions have no property or campaign: shown on the all-properties view only.
         "unattributed": (unattributed(db, scope, tz) if scope.property_id is None and scope.campaign_id is None
                          else {"conversions": 0, "revenue_cents": 0}),
-        "chart": chart_payload(unit, points, property_rows),
+        "chart": chart_payload(unit, points, shown_properties),
     }
 
 

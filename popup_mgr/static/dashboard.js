@@ -120,11 +120,16 @@
     if (split) toggleSplit(split);
   });
 
+  // Capture phase: this runs before htmx (listening on the form) collects the values, so the
+  // request for "Custom" carries the days on screen, and the other ranges carry no stale from/to.
   document.addEventListener('change', function (event) {
     if (!event.target.matches('select[data-range-select]')) return;
+    var isCustom = event.target.value === 'custom';
     var custom = event.target.form.querySelector('[data-custom-range]');
-    if (custom) custom.classList.toggle('an-hidden', event.target.value !== 'custom');
-  });
+    if (!custom) return;
+    custom.classList.toggle('an-hidden', !isCustom);
+    custom.querySelectorAll('input').forEach(function (input) { input.disabled = !isCustom; });
+  }, true);
 
   // Redraw whenever a swap brought new chart data (the source element is replaced with the body).
   document.addEventListener('htmx:afterSettle', function () {
