@@ -67,7 +67,7 @@ def test_the_url_is_shown_whole_and_copies(chromium, live_server):
             assert box.evaluate("el => el.scrollWidth <= el.clientWidth")
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
             page.click("text=Copy URL")
-            page.wait_for_function("(document.querySelector('.postback-copy-status') || {}).textContent === 'Copied.'")
+            page.wait_for_function("() => (document.querySelector('.postback-copy-status') || {}).textContent === 'Copied.'")
             assert page.evaluate("navigator.clipboard.readText()") == shown
         finally:
             context.close()
