@@ -101,12 +101,18 @@ def serve(host, port):
     run_server(current_app._get_current_object(), host, port)
 
 
+def served_base_url(app, host, port):
+    """The URL links are built with: POPUP_BASE_URL, else this server's own address."""
+    if os.environ.get("POPUP_BASE_URL"):
+        return app.config["BASE_URL"]
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown_host}:{port}"
+
+
 def run_server(app, host, port):
     import waitress
-    if not os.environ.get("POPUP_BASE_URL"):
-        # Without a configured public URL, links (click URLs, snippets) point at this server.
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        app.config["BASE_URL"] = f"http://{shown_host}:{port}"
+    # Without a configured public URL, links (click URLs, snippets) point at this server.
+    app.config["BASE_URL"] = served_base_url(app, host, port)
     _check_storage(app.config["DATABASE"])
     try:
         running = operations.start(app, jobs=operations.periodic_jobs(app))
@@ -143,10 +149,15 @@ def _check_storage(path):
 def demo_data(days, impressions, seed):
     """Sample campaigns (if there are none) and a realistic history of real ledger rows."""
     summary = demo.generate(_db(), days=days, impressions=impressions, seed=seed,
-                            tz=current_app.config["BUSINESS_TZ"])
+                            tz=current_app.config["BUSINESS_TZ"], base_url=current_app.config["BASE_URL"],
+                            progress=_echo_progress)
     _announce_catalog_change()
     click.echo("Demo history {first_day}..{last_day}: {impressions:,} impressions, {clicks:,} clicks,"
                " {conversions:,} conversions for {campaigns} campaigns in {seconds} s.".format(**summary), err=True)
+
+
+def _echo_progress(text):
+    click.echo(f"  ... {text}", err=True)
 
 
 def _announce_catalog_change():
@@ -169,9 +180,12 @@ def quickstart(host, port):
     app = current_app._get_current_object()
     db = _db()
     if not campaigns.any_campaign(db):
-        click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history...", err=True)
-        demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
-                      tz=app.config["BUSINESS_TZ"])
+        click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history"
+                   f" ({QUICKSTART_DEMO_IMPRESSIONS:,} impressions)...", err=True)
+        summary = demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
+                                tz=app.config["BUSINESS_TZ"], base_url=served_base_url(app, host, port),
+                                progress=_echo_progress)
+        click.echo("Demo data ready in {seconds} s.".format(**summary), err=True)
         _announce_catalog_change()
     if not users.any_user(db):
         password = secrets.token_urlsafe(12)
@@ -427,7 +441,43 @@ def _cannot_start(message):
     sys.exit(storage.STARTUP_FAILURE_EXIT)
 
 
-main = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False,
-                  help="popup_mgr: popup offer manager for Tune CPL campaigns.")
+def product_version():
+    """The installed popup_mgr's version (setup.cfg), for --version and support questions."""
+    from importlib import metadata
+    try:
+        return metadata.version("popup_mgr")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed; run make install)"
+
+
+def _print_version(ctx, _param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(f"popup-mgr {product_version()}")
+        ctx.exit()
+
+
+class ProductGroup(FlaskGroup):
+    """`popup-mgr`: Flask's app loading, but only the product's own commands and options.
+
+    Flask's group adds -e/--env-file, -A/--app, --debug, a --version that prints Flask's versions,
+    and every command extensions put on app.cli (flask-limiter's `limiter`). None of them is a
+    popup_mgr command: the app is always popup_mgr, configured by POPUP_* variables. They stay
+    available as `flask --app popup_mgr ...`."""
+
+    def __init__(self, **extra):
+        super().__init__(create_app=_create_app, add_default_commands=False, add_version_option=False,
+                         load_dotenv=False, set_debug_flag=False, **extra)
+        self.params = [param for param in self.params if param.name not in ("env_file", "app", "debug")]
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True,
+                                        callback=_print_version, help="Show popup-mgr's version and exit."))
+
+    def list_commands(self, ctx):
+        return sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        return self.commands.get(name)
+
+
+main = ProductGroup(help="popup_mgr: popup offer manager for Tune CPL campaigns.")
 for _command in COMMANDS:
     main.add_command(_command)

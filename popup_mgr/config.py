@@ -22,6 +22,8 @@ def from_environment(environ=os.environ):
         "DATABASE": environ.get("POPUP_DB") or str(INSTANCE_DIR / "popup.db"),
         "SECRET_KEY": environ.get("POPUP_SECRET_KEY") or None,
         "BASE_URL": base_url,
+        # Without POPUP_BASE_URL the admin hands out local URLs and says so (urls.base_url_warning).
+        "BASE_URL_CONFIGURED": bool(environ.get("POPUP_BASE_URL")),
         "POSTBACK_SECRET": environ.get("POPUP_POSTBACK_SECRET") or None,
         "BUSINESS_TZ": environ.get("POPUP_TZ", "America/New_York"),
         # IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; empty = use the socket.

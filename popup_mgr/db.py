@@ -29,9 +29,11 @@ JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
 DEFAULT_PROPERTIES = (
     ("mff", "ModeFreeFinds"),
     ("mmm", "ModeMarketMunchies"),
-    ("mcad", "mcad"),
-    ("mmd", "mmd"),
+    ("mcad", "Mode Coupons & Deals"),
+    ("mmd", "Mode Money Daily"),
 )
+# The sites' host names where they are known; the others are filled in on the Properties page.
+DEFAULT_DOMAINS = {"mff": "modefreefinds.com", "mmm": "modemarketmunchies.com"}
 
 
 def connect(path, *, durable=False):
@@ -208,8 +210,15 @@ def _seed_properties(db):
     now = timeutil.iso_now()
     with transaction(db):
         for code, name in DEFAULT_PROPERTIES:
+            domain = DEFAULT_DOMAINS.get(code, "")
             db.execute(
                 "/* db.seed_properties */ INSERT OR IGNORE INTO properties"
-                " (code, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (code, name, now, now),
+                " (code, name, domain, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (code, name, domain, now, now),
             )
+            # Databases made before the names were known carry the code as the name ("mcad") and
+            # no domain: give them the defaults, but never overwrite what Mike typed.
+            db.execute("/* db.seed_properties */ UPDATE properties SET name = ? WHERE code = ? AND name = ?",
+                       (name, code, code))
+            db.execute("/* db.seed_properties */ UPDATE properties SET domain = ?"
+                       " WHERE code = ? AND domain = '' AND name = ?", (domain, code, name))

@@ -113,9 +113,28 @@ def from_form(form):
         "popup_frequency": form.get("popup_frequency", ""),
         "theme": {key: form.get(f"theme_{key}", "") for key in theme.DEFAULT_THEME},
     }
-    delay = form.get("delay_ms", "").strip()
-    data["delay_ms"] = int(delay) if re.fullmatch(r"[0-9]{1,7}", delay) else delay
+    if "delay_s" in form:
+        data["delay_ms"] = seconds_to_ms(form.get("delay_s", ""))
+    else:
+        delay = form.get("delay_ms", "").strip()
+        data["delay_ms"] = int(delay) if re.fullmatch(r"[0-9]{1,7}", delay) else delay
     return data
+
+
+def seconds_to_ms(text):
+    """'2.5' (seconds, as the Properties page asks for them) -> 2500; anything else is passed on
+    for validate() to refuse. A comma is read as the decimal point ("1,5")."""
+    value = (text or "").strip().replace(",", ".")
+    match = re.fullmatch(r"([0-9]{1,4})(?:\.([0-9]{1,3}))?", value)
+    if not match:
+        return value
+    return int(match.group(1)) * 1000 + int((match.group(2) or "").ljust(3, "0"))
+
+
+def ms_to_seconds(delay_ms):
+    """2500 -> '2.5', 1000 -> '1': the delay as the Properties page shows it."""
+    whole, rest = divmod(int(delay_ms), 1000)
+    return f"{whole}.{rest:03d}".rstrip("0").rstrip(".") if rest else str(whole)
 
 
 def update(db, code, data, actor):

@@ -224,18 +224,32 @@ def _new_secret():
     return secrets.token_urlsafe(24)
 
 
-def unattributed_conversions(db, limit=50):
-    """(count, latest rows) of real conversions whose click id we do not know."""
-    count = db.execute("/* conversions.unattributed_conversions */ SELECT count(*) FROM conversions"
-                       " WHERE campaign_id IS NULL AND is_test = 0").fetchone()[0]
-    rows = db.execute("/* conversions.unattributed_conversions */ SELECT transaction_id, click_id, ts,"
-                      " payout_cents, status FROM conversions WHERE campaign_id IS NULL AND is_test = 0"
-                      " ORDER BY ts DESC, id DESC LIMIT ?", (limit,)).fetchall()
+def unattributed_conversions(db, limit=50, offset=0, search=None, status=None):
+    """(count, rows) of real conversions whose click id we do not know, newest first: the count
+    of all that match, and one page of them. search matches part of the transaction or click id;
+    status is one of STATUSES."""
+    where, params = "campaign_id IS NULL AND is_test = 0", {"limit": limit, "offset": offset}
+    if search:
+        where += (" AND (transaction_id LIKE :like ESCAPE '\\' OR click_id LIKE :like ESCAPE '\\')")
+        params["like"] = "%" + re.sub(r"([\\%_])", r"\\\1", search.strip()) + "%"
+    if status in STATUSES:
+        where += " AND status = :status"
+        params["status"] = status
+    count = db.execute(f"/* conversions.unattributed_conversions */ SELECT count(*) FROM conversions"
+                       f" WHERE {where}", params).fetchone()[0]
+    rows = db.execute(f"/* conversions.unattributed_conversions */ SELECT transaction_id, click_id, ts,"
+                      f" payout_cents, status FROM conversions WHERE {where}"
+                      " ORDER BY ts DESC, id DESC LIMIT :limit OFFSET :offset", params).fetchall()
     return count, [dict(row) for row in rows]
 
 
-def latest_click_id(db):
-    """The newest human click's id (a realistic target for a test postback), or None."""
-    row = db.execute("/* conversions.latest_click_id */ SELECT click_id FROM clicks WHERE is_bot = 0"
-                     " ORDER BY id DESC LIMIT 1").fetchone()
+def latest_click_id(db, campaign_id=None):
+    """The newest human click's id (a realistic target for a test postback), of one campaign when
+    campaign_id is given; None when there is none."""
+    if campaign_id is None:
+        row = db.execute("/* conversions.latest_click_id */ SELECT click_id FROM clicks WHERE is_bot = 0"
+                         " ORDER BY id DESC LIMIT 1").fetchone()
+    else:
+        row = db.execute("/* conversions.latest_click_id */ SELECT click_id FROM clicks WHERE is_bot = 0"
+                         " AND campaign_id = ? ORDER BY id DESC LIMIT 1", (campaign_id,)).fetchone()
     return row["click_id"] if row else None

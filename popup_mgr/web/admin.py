@@ -168,7 +168,14 @@ def campaign_create():
     except campaign_store.CampaignInvalid as exc:
         return _form_page(dict(campaign_store.DEFAULTS, **data), exc.errors, 422)
     flash(f"Campaign “{created['name']}” added.", "success")
+    _flash_payout_warning(created)
     return redirect(url_for("admin.campaigns", saved=created["id"]))
+
+
+def _flash_payout_warning(campaign):
+    warning = campaign_store.payout_warning(campaign)
+    if warning:
+        flash(warning, "warning")
 
 
 @bp.get("/admin/campaigns/<int:campaign_id>/edit")
@@ -185,10 +192,19 @@ def campaign_update(campaign_id):
     except campaign_store.CampaignInvalid as exc:
         return _form_page({**campaign, **data}, exc.errors, 422, campaign_id=campaign_id)
     flash(f"Campaign “{saved['name']}” saved.", "success")
+    _flash_payout_warning(saved)
     return redirect(url_for("admin.campaigns", saved=campaign_id))
 
 
 # --- properties -----------------------------------------------------------------------------------
+
+@bp.app_template_filter("delay_seconds")
+def delay_seconds(value):
+    """A property's delay as the page shows it (seconds); what was typed when it was refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return property_store.ms_to_seconds(value)
+    return value
+
 
 @bp.get("/admin/properties")
 def properties():
