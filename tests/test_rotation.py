@@ -214,3 +214,39 @@ def test_a_failed_refresh_keeps_serving_and_retries_later(app, client, db, clock
     clock.now += rotation.RETRY_AFTER_S
     learned(app, client)
     assert keeper.state("mff") is not None and keeper.refreshes == 1
+
+
+def test_the_pool_of_orders_has_the_distribution_of_one_draw_per_request(app, client, db):
+    """auto answers from orders drawn in bulk at the refresh: each whole order (not only the first
+    position) must be as likely as with bandit.order drawing afresh for every request."""
+    ids = [add_campaign(db, priority=priority, payout_cents=400) for priority in (2, 5, 8)]
+    for offer_id, conversions in zip(ids, (6, 4, 2)):
+        add_days(app, db, offer_id, 3, 1000, 30, conversions, 400)
+    set_rotation(app, db, rotation="auto")
+    state = learned(app, client)
+    offers = served(app)
+    draws = 20_000
+    pooled = Counter(rotation.auto_orders(state, offers, np.random.default_rng(7), size=draws))
+    rng = np.random.default_rng(8)
+    exact = Counter(tuple(offers.index(offer) for offer in bandit.order(offers, rng, state)) for _ in range(draws))
+    for order in set(pooled) | set(exact):
+        assert pooled[order] / draws == pytest.approx(exact[order] / draws, abs=0.015), order
+
+
+def test_offers_new_since_the_last_refresh_are_served_meanwhile(app, client, db, monkeypatch):
+    for priority in (3, 6):
+        add_campaign(db, priority=priority)
+    set_rotation(app, db, rotation="auto")
+    learned(app, client)
+    release = threading.Event()
+    real = rotation_data.learned_state
+    monkeypatch.setattr(rotation_data, "learned_state", lambda *a, **k: (release.wait(10), real(*a, **k))[1])
+    newcomer = add_campaign(db, priority=10, app=app)
+    # The pool was drawn without the newcomer; while the refresh is held, each answer is drawn
+    # from the state (the newcomer from its prior), and the newcomer is among the offers.
+    answers = [[offer["id"] for offer in client.get("/api/offers/mff").json["offers"]] for _ in range(200)]
+    assert all(len(answer) == 3 and newcomer in answer for answer in answers)
+    assert any(answer[0] == newcomer for answer in answers)
+    release.set()
+    assert rotation.of(app).wait_idle(10)
+    assert rotation.of(app).orders("mff", served(app)) is not None
