@@ -58,7 +58,7 @@ def test_auto_shows_the_learned_revenue_with_its_range(app, admin_client, db):
     shares = shares_shown(html)
     assert shares["Earner"] > 90 and shares["Favourite"] < 10
     revenue = {title: (float(mid), float(low), float(high)) for title, mid, low, high in re.findall(
-        r'<td class="rotation-offer">([^<]+)</td>.*?\$([\d.]+)\s*<span class="muted">\(\$([\d.]+)–\$([\d.]+)\)',
+        r'<td class="rotation-offer">([^<]+)</td>.*?\$([\d.]+)\s*<span class="muted[^"]*">\(\$([\d.]+)–\$([\d.]+)\)',
         html, re.S)}
     # 15 conversions x $5 per 2,000 views is $37.50 per 1,000 views; 1 conversion is $2.50.
     mid, low, high = revenue["Earner"]
