@@ -28,7 +28,10 @@ CREATE TABLE properties (
     delay_ms        INTEGER NOT NULL DEFAULT 1000 CHECK (delay_ms BETWEEN 0 AND 600000),
     theme           TEXT    NOT NULL DEFAULT '{}',   -- JSON object of overrides of the Mode theme
     created_at      TEXT    NOT NULL,
-    updated_at      TEXT    NOT NULL
+    updated_at      TEXT    NOT NULL,
+    -- how /api/offers orders the offers (README "Rotation"), and the most the popup shows
+    rotation        TEXT    NOT NULL DEFAULT 'priority' CHECK (rotation IN ('priority', 'even', 'auto')),
+    max_offers      INTEGER NOT NULL DEFAULT 5
 );
 
 -- Tune (HasOffers) CPL campaigns, entered by hand. Deleting deactivates; rows are never removed

@@ -30,6 +30,8 @@ def from_environment(environ=os.environ):
         "TRUSTED_PROXIES": environ.get("POPUP_TRUSTED_PROXIES", ""),
         # IPs/CIDRs allowed to call /api/postback; empty = any caller with the secret.
         "POSTBACK_ALLOWED_IPS": environ.get("POPUP_POSTBACK_ALLOWED_IPS", ""),
+        # Seconds between rebuilds of what the `auto` rotation has learned (rotation.py).
+        "ROTATION_REFRESH_S": float(environ.get("POPUP_ROTATION_REFRESH_S", "300")),
         # Admin forms and API bodies are small; nothing needs more than this.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -9,7 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, make_response, redirect
                    request, url_for)
 from flask_login import current_user
 
-from popup_mgr import audit, reports, timeutil
+from popup_mgr import audit, reports, rotation, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
 from popup_mgr.web.auth import current_actor, safe_next
@@ -206,10 +206,18 @@ def delay_seconds(value):
     return value
 
 
+def _rotation_context(codes=None):
+    """What each property's Rotation section shows: the modes, and who comes first now."""
+    app = current_app._get_current_object()
+    rows = rotation.summaries(app) if codes is None else {code: rotation.summary(app, code) for code in codes}
+    return {"rotation_modes": rotation.MODE_HELP, "rotation_rows": rows, "max_offers_limit": property_store.MAX_OFFERS}
+
+
 @bp.get("/admin/properties")
 def properties():
     return render_template("properties.html", properties=property_store.list_properties(get_db()),
-                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES)
+                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES,
+                           **_rotation_context())
 
 
 @bp.post("/admin/properties/<code>")
@@ -234,9 +242,10 @@ def property_update(code):
         shown = [prop if other["code"] == code else other for other in property_store.list_properties(db)]
         return render_template("properties.html", properties=shown, errors=errors, error_code=code,
                                placements=property_store.PLACEMENTS,
-                               frequencies=property_store.FREQUENCIES), 422
+                               frequencies=property_store.FREQUENCIES, **_rotation_context()), 422
     return render_template("_property_form.html", p=prop, errors=errors, saved=saved,
-                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES)
+                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES,
+                           **_rotation_context([code]))
 
 
 # --- audit log ------------------------------------------------------------------------------------
