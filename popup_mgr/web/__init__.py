@@ -7,11 +7,11 @@ route registered before it is installed."""
 from flask import request
 
 from popup_mgr.extensions import limiter
-from popup_mgr.web import (admin, analytics, api_campaigns, auth, beacons, fastpath, health, http,
+from popup_mgr.web import (accounts, admin, analytics, api_campaigns, auth, beacons, fastpath, health, http,
                            operations_pages, postback, public, security, setup_pages)
 
 BLUEPRINTS = (health, auth, admin, api_campaigns, public, setup_pages, analytics, beacons, postback,
-              operations_pages)
+              operations_pages, accounts)
 
 
 def register(app):

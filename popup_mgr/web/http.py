@@ -23,6 +23,8 @@ NAV = (
     ("setup.postback_settings", "Postback"),
     ("operations.jobs", "Jobs"),
     ("admin.audit", "Audit log"),
+    ("accounts.users_page", "Users"),
+    ("accounts.tokens", "API tokens"),
 )
 
 
