@@ -43,7 +43,9 @@ def from_environment(environ=os.environ):
         "SESSION_IDLE_S": _seconds(environ, "POPUP_SESSION_IDLE_S", 8 * 3600),
         "SESSION_MAX_S": _seconds(environ, "POPUP_SESSION_MAX_S", 24 * 3600),
         "RATELIMIT_STORAGE_URI": "memory://",
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # Off: the login pages set Retry-After to the real wait themselves (per IP or per account);
+        # the limiter's headers would overwrite it with its own window's reset, on every answer.
+        "RATELIMIT_HEADERS_ENABLED": False,
     }
 
 
