@@ -138,8 +138,12 @@ def run_server(app, host, port):
         raise click.ClickException(str(exc))
     click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
     try:
+        # clear_untrusted_proxy_headers=False: waitress would otherwise drop X-Forwarded-For
+        # (no waitress trusted_proxy is set); the app believes it only from POPUP_TRUSTED_PROXIES
+        # peers (netaddr.client_ip), for visitor hashes and login throttling.
         waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
-                       max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+                       max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr",
+                       clear_untrusted_proxy_headers=False)
     finally:
         running.stop()
 

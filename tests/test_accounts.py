@@ -395,3 +395,45 @@ def test_reset_password_can_remove_two_factor(app, runner, client, db, admin_use
     runner.invoke(args=["reset-password", "mike", "--password-stdin", "--remove-2fa"], input="lost my phone 2026\n")
     assert not users.totp_enabled(db, admin_user)
     assert login(app.test_client(), password="lost my phone 2026").status_code == 302
+
+
+# --- the real server: X-Forwarded-For from a trusted proxy reaches the app -----------------------------
+
+def test_served_app_sees_the_client_ip_behind_a_trusted_proxy(tmp_path):
+    """`popup-mgr serve` with POPUP_TRUSTED_PROXIES=127.0.0.1: each visitor IP named by the proxy
+    has its own login budget (waitress must not strip X-Forwarded-For before the app decides
+    whether to believe it)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.parse
+    import urllib.request
+    from pathlib import Path
+
+    from tests.helpers import wait_until_up
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "POPUP_DB": str(tmp_path / "p.db"), "POPUP_TRUSTED_PROXIES": "127.0.0.1",
+           "POPUP_SECRET_KEY": "served-test-secret-0123456789-abcdefghijklmnop"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "popup-mgr"), "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+
+    def attempt(ip):
+        page = opener.open(f"{base}/login").read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({"username": f"nobody-{ip}", "password": "x" * 12, "csrf_token": token})
+        request = urllib.request.Request(f"{base}/login", data=body.encode(), headers={"X-Forwarded-For": ip})
+        try:
+            return opener.open(request).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+    try:
+        wait_until_up(f"{base}/api/health")
+        assert [attempt(f"203.0.113.{i}") for i in range(8)] == [401] * 8
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
