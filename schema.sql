@@ -78,7 +78,8 @@ CREATE TABLE users (
     disabled_at   TEXT,                              -- set: cannot log in, sessions ended
     password_changed_at TEXT,
     totp_secret   TEXT,                              -- Fernet-encrypted under the app secret
-    totp_enabled_at TEXT                             -- set: login asks for the code
+    totp_enabled_at TEXT,                            -- set: login asks for the code
+    totp_last_step INTEGER NOT NULL DEFAULT 0        -- the 30-s step of the last code accepted
 );
 
 -- API bearer tokens. Only a SHA-256 of the token is stored; the token is shown once.

@@ -14,6 +14,7 @@ import hmac
 import os
 import secrets
 import threading
+import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -432,10 +433,24 @@ def totp_qr_data_uri(uri):
     return segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
 
 
-def _totp_matches(secret, code):
+def _totp_step(secret, code, at=None):
+    """The 30-second step (the current one, or one step of clock drift either way) whose code is
+    code, else None."""
     import pyotp
     code = "".join(ch for ch in (code or "") if ch in "0123456789")
-    return len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    now = int(at if at is not None else time.time())
+    for drift in (0, -1, 1):
+        step = now // totp.interval + drift
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def _totp_matches(secret, code):
+    return _totp_step(secret, code) is not None
 
 
 def enable_totp(db, user_id, secret, code, secret_key):
@@ -479,9 +494,18 @@ def check_second_factor(db, user_id, code, secret_key):
         secret = _fernet(secret_key).decrypt(row["totp_secret"].encode("ascii")).decode()
     except (InvalidToken, ValueError, AttributeError):
         secret = None
-    if secret and _totp_matches(secret, code):
-        return True
+    step = _totp_step(secret, code) if secret else None
+    if step is not None:
+        return _use_totp_step(db, user_id, step)
     return _use_recovery_code(db, user_id, code)
+
+
+def _use_totp_step(db, user_id, step):
+    """Accept a code's step only once, and only after the last accepted one (RFC 6238 5.2): a
+    code seen over a shoulder or in a proxy log cannot be replayed."""
+    with database.transaction(db):
+        return db.execute("/* users._use_totp_step */ UPDATE users SET totp_last_step = ?"
+                          " WHERE id = ? AND totp_last_step < ?", (step, user_id, step)).rowcount == 1
 
 
 def _recovery_code():

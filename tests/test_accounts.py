@@ -360,9 +360,15 @@ def test_two_factor_login_with_code_and_recovery_code(app, client, db, admin_use
     assert not logged_in(browser)                          # the password alone is not enough
     wrong = browser.post("/login/code", data={"code": "123456", "csrf_token": csrf_token(browser, "/login")})
     assert wrong.status_code == 401
-    right = browser.post("/login/code", data={"code": pyotp.TOTP(secret).now(),
+    code = pyotp.TOTP(secret).now()
+    right = browser.post("/login/code", data={"code": code,
                                               "csrf_token": csrf_token(browser, "/login")})
     assert right.status_code == 302 and logged_in(browser)
+    replay = app.test_client()
+    login(replay)
+    replayed = replay.post("/login/code", data={"code": code,
+                                                "csrf_token": csrf_token(replay, "/login")})
+    assert replayed.status_code == 401                     # a code is accepted once
 
     spare = app.test_client()
     login(spare)
