@@ -443,3 +443,22 @@ def test_served_app_sees_the_client_ip_behind_a_trusted_proxy(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_new_login_ends_the_session_the_browser_had(app, client, db, admin_user):
+    login(client)
+    old_copy = app.test_client()
+    copy_cookies(client, old_copy)
+    token = csrf_token(client, "/admin/campaigns")             # logged in: /login redirects
+    client.post("/login", data={"username": "mike", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert logged_in(client) and not logged_in(old_copy)
+    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_setting_a_password_while_hashing_is_saturated_answers_503(admin_client, db, monkeypatch):
+    def busy(_password):
+        raise users.HashingBusy("test")
+    monkeypatch.setattr(users, "hash_password", busy)
+    response = post_form(admin_client, "/admin/users", {"username": "anna", "password": "anna's long password"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1

@@ -12,6 +12,13 @@ from popup_mgr.db import get_db
 bp = Blueprint("accounts", __name__, url_prefix="/admin")
 
 
+@bp.errorhandler(users.HashingBusy)
+def _hashing_busy(_exc):
+    """Setting a password waits for a hashing slot like a login; when they are all taken, the
+    admin is asked to retry instead of the request holding a server thread."""
+    return render_template("accounts/busy.html"), 503, {"Retry-After": "2"}
+
+
 def _lifetimes():
     return current_app.config["SESSION_IDLE_S"], current_app.config["SESSION_MAX_S"]
 

@@ -209,7 +209,10 @@ def _remember_device(response, user_id):
 
 def _finish_login(db, user, next_path):
     """A fresh session at login (nothing planted before login survives: session fixation) with a
-    new server-side session row."""
+    new server-side session row. A session this browser still had ends: a copy of its cookie must
+    not outlive the login that replaced it."""
+    if session.get("sid"):
+        users.end_session(db, session["sid"], user.username)
     session.clear()
     session["sid"] = users.start_session(db, user.id, network_label(client_address()),
                                          user_agent_summary(request.headers.get("User-Agent")))
