@@ -34,10 +34,15 @@ LISTEN_BACKLOG = 2048
 
 
 def waitress_settings():
-    """The keyword arguments `popup-mgr serve` gives waitress (bench/ uses the same)."""
+    """The keyword arguments `popup-mgr serve` gives waitress (bench/ uses the same).
+
+    clear_untrusted_proxy_headers=False: waitress would otherwise drop X-Forwarded-For (no waitress
+    trusted_proxy is set); the app believes it only from POPUP_TRUSTED_PROXIES peers
+    (netaddr.client_ip), for visitor hashes and login throttling."""
     return {"threads": SERVER_THREADS, "max_request_body_size": MAX_REQUEST_BODY, "ident": "popup_mgr",
             "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S,
-            "cleanup_interval": CLEANUP_INTERVAL_S, "backlog": LISTEN_BACKLOG, "asyncore_use_poll": True}
+            "cleanup_interval": CLEANUP_INTERVAL_S, "backlog": LISTEN_BACKLOG, "asyncore_use_poll": True,
+            "clear_untrusted_proxy_headers": False}
 
 
 def _allow_enough_open_files(needed=CONNECTION_LIMIT + 256):
@@ -83,13 +88,70 @@ def create_admin(username, password_stdin):
 
 @click.command("create-token")
 @click.argument("name")
+@click.option("--read-only", is_flag=True, help="The token can read (GET) but not change anything.")
 @with_appcontext
-def create_token(name):
+def create_token(name, read_only):
     """Print a new API token (and nothing else) on stdout."""
     try:
-        click.echo(users.create_token(_db(), name))
+        click.echo(users.create_token(_db(), name, scope="read" if read_only else "full"))
     except ValueError as exc:
         raise click.ClickException(str(exc))
+
+
+@click.command("list-tokens")
+@click.option("--all", "include_revoked", is_flag=True, help="Also list revoked tokens.")
+@with_appcontext
+def list_tokens(include_revoked):
+    """List API tokens: id, name, scope, created, last used (never the token itself)."""
+    for token in users.list_tokens(_db(), include_revoked=include_revoked):
+        state = f"revoked {token['revoked_at']}" if token["revoked_at"] else "live"
+        click.echo(f"{token['id']:>4}  {token['name']:<24} {token['scope']:<4}  created {token['created_at']}"
+                   f"  last used {token['last_used_at'] or 'never'}  {state}")
+
+
+@click.command("revoke-token")
+@click.argument("token")
+@with_appcontext
+def revoke_token(token):
+    """Revoke the token with this id (or the one live token with this name)."""
+    try:
+        db = _db()
+        name = users.revoke_token(db, users.token_id_by_name_or_id(db, token), "cli")
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Token {name!r} revoked.", err=True)
+
+
+@click.command("unlock")
+@click.argument("username")
+@with_appcontext
+def unlock(username):
+    """Lift the login slow-down of an account after wrong passwords."""
+    cleared = users.clear_login_failures(_db(), username, actor="cli")
+    click.echo(f"{username!r} unlocked." if cleared else f"{username!r} had no failed logins to clear.", err=True)
+
+
+@click.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--remove-2fa", is_flag=True, help="Also turn two-factor off (a lost phone and lost recovery codes).")
+@with_appcontext
+def reset_password(username, password_stdin, remove_2fa):
+    """Set a new password; every session of the account ends and its login slow-down is lifted."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    db = _db()
+    try:
+        user_id = users.user_id_by_name(db, username)
+        users.set_password(db, user_id, password, "cli")
+        if remove_2fa:
+            users.disable_totp(db, user_id, "cli")
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    users.clear_login_failures(db, username, actor="cli")
+    click.echo(f"Password of {username!r} reset; its sessions are ended.", err=True)
 
 
 @click.command("serve")
@@ -415,8 +477,8 @@ def _print_reconciliation(report, tz):
     click.echo(reconcile.gap_sentence(reconcile.summary(report)))
 
 
-COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart, backup_command, restore_command,
-            verify, doctor_command, sync_tune, reconcile_command)
+COMMANDS = (init_db, create_admin, create_token, list_tokens, revoke_token, unlock, reset_password, serve, demo_data,
+            quickstart, backup_command, restore_command, verify, doctor_command, sync_tune, reconcile_command)
 
 
 def register(app):

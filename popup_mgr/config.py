@@ -43,9 +43,24 @@ def from_environment(environ=os.environ):
         # The CSRF token lives as long as the admin session.
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_HEADERS": ["X-CSRFToken"],
+        # Admin sessions end after this long without a request, and this long after login at most.
+        "SESSION_IDLE_S": _seconds(environ, "POPUP_SESSION_IDLE_S", 8 * 3600),
+        "SESSION_MAX_S": _seconds(environ, "POPUP_SESSION_MAX_S", 24 * 3600),
         "RATELIMIT_STORAGE_URI": "memory://",
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # Off: the login pages set Retry-After to the real wait themselves (per IP or per account);
+        # the limiter's headers would overwrite it with its own window's reset, on every answer.
+        "RATELIMIT_HEADERS_ENABLED": False,
     }
+
+
+def _seconds(environ, name, default):
+    """A positive whole number of seconds from the environment (ASCII digits only)."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {text!r}")
+    return int(text)
 
 
 def secret_key_problem(key):

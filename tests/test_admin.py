@@ -31,7 +31,7 @@ def form_post(client, path, token, data, htmx=False):
 
 def audit_actions(db):
     return [(r["actor"], r["action"], json.loads(r["changes"])) for r in
-            db.execute("SELECT actor, action, changes FROM audit_log ORDER BY id")]
+            db.execute("SELECT actor, action, changes FROM audit_log WHERE entity != 'user' ORDER BY id")]
 
 
 # --- campaigns table ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from popup_mgr import create_app
 from popup_mgr.ingest import conversions
-from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, stats,
+from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, log_in_session, stats,
                               token_for)
 
 SECRET = "postback-test-secret"
@@ -182,7 +182,7 @@ def test_rotate_from_the_admin_page(tmp_path):
     user_id = users.create_user(conn, "mike", "correct horse battery staple")
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = str(user_id), True
+        log_in_session(conn, session, user_id)
     old = conversions.postback_secret(app)
     response = client.post("/admin/settings/postback/rotate",
                            headers={"X-CSRFToken": csrf_token(client, "/admin/settings/postback")})

@@ -26,6 +26,8 @@ NAV = (
     ("alerts.index", "Alerts"),
     ("operations.jobs", "Jobs"),
     ("admin.audit", "Audit log"),
+    ("accounts.users_page", "Users"),
+    ("accounts.tokens", "API tokens"),
 )
 
 
