@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
+# The first install takes a minute: pip names each package as it goes (progress bars off, so a
+# log stays readable), and every step announces itself.
+PIP_SHOWN := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: run test install vendor browsers bench clean embed
 
@@ -18,10 +21,13 @@ test: install $(VENV)/.test-installed browsers
 install: $(VENV)/.installed vendor
 
 $(VENV)/.installed: requirements.txt setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -r requirements.txt
-	$(PIP) install --no-deps -e .
-	touch $@
+	@echo "==> [1/3] Python environment in $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] Installing the pinned Python packages (about a minute the first time)"
+	@$(PIP_SHOWN) install --progress-bar off -r requirements.txt
+	@echo "==> [3/3] Installing popup_mgr itself"
+	@$(PIP) install --no-deps -e .
+	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt requirements-reference.txt
 	$(PIP) install -r requirements-test.txt
@@ -31,6 +37,7 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt requirements-r
 vendor: popup_mgr/static/vendor/.copied
 
 node_modules/.installed: package.json package-lock.json
+	@echo "==> Installing the pinned browser files (htmx, Chart.js) from npm"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

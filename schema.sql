@@ -28,7 +28,10 @@ CREATE TABLE properties (
     delay_ms        INTEGER NOT NULL DEFAULT 1000 CHECK (delay_ms BETWEEN 0 AND 600000),
     theme           TEXT    NOT NULL DEFAULT '{}',   -- JSON object of overrides of the Mode theme
     created_at      TEXT    NOT NULL,
-    updated_at      TEXT    NOT NULL
+    updated_at      TEXT    NOT NULL,
+    -- how /api/offers orders the offers (README "Rotation"), and the most the popup shows
+    rotation        TEXT    NOT NULL DEFAULT 'priority' CHECK (rotation IN ('priority', 'even', 'auto')),
+    max_offers      INTEGER NOT NULL DEFAULT 5
 );
 
 -- Tune (HasOffers) CPL campaigns, entered by hand. Deleting deactivates; rows are never removed
@@ -74,7 +77,12 @@ CREATE TABLE users (
     username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
     password_hash TEXT NOT NULL,                     -- argon2id
     created_at    TEXT NOT NULL,
-    last_login_at TEXT
+    last_login_at TEXT,
+    disabled_at   TEXT,                              -- set: cannot log in, sessions ended
+    password_changed_at TEXT,
+    totp_secret   TEXT,                              -- Fernet-encrypted under the app secret
+    totp_enabled_at TEXT,                            -- set: login asks for the code
+    totp_last_step INTEGER NOT NULL DEFAULT 0        -- the 30-s step of the last code accepted
 );
 
 -- API bearer tokens. Only a SHA-256 of the token is stored; the token is shown once.
@@ -83,8 +91,9 @@ CREATE TABLE api_tokens (
     name         TEXT NOT NULL,
     token_hash   TEXT NOT NULL UNIQUE,
     created_at   TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at   TEXT
+    last_used_at TEXT,                               -- written at most once a minute
+    revoked_at   TEXT,
+    scope        TEXT NOT NULL DEFAULT 'full' CHECK (scope IN ('full', 'read'))
 );
 
 -- Every admin change: who, when, what (changes = JSON {"field": [old, new], ...}).
@@ -311,6 +320,41 @@ CREATE TABLE job_runs (
     detail      TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX job_runs_job_started ON job_runs (job, started_ms);
+
+-- Accounts: server-side sessions, recovery codes and the per-account login slow-down.
+
+-- One row per logged-in browser. The cookie carries a random session id; only its SHA-256 is
+-- stored, so a copy of the database cannot be turned into a working cookie. Ending a session
+-- deletes its row, and the cookie stops working on the next request.
+CREATE TABLE sessions (
+    id           INTEGER PRIMARY KEY,
+    sid_hash     TEXT    NOT NULL UNIQUE,
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at   TEXT    NOT NULL,
+    last_seen_at TEXT    NOT NULL,
+    ip_label     TEXT    NOT NULL DEFAULT '',         -- coarse network (/24 or /48), not the address
+    user_agent   TEXT    NOT NULL DEFAULT ''          -- summary, e.g. "Firefox on Linux"
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+-- Two-factor recovery codes: each works once; only an argon2 hash is kept.
+CREATE TABLE recovery_codes (
+    id        INTEGER PRIMARY KEY,
+    user_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash TEXT    NOT NULL,
+    used_at   TEXT
+);
+CREATE INDEX recovery_codes_user ON recovery_codes (user_id);
+
+-- Failed logins per typed username (existing or not, so the slow-down says nothing about which
+-- accounts exist). Times are Unix ms. Cleared by a successful login or `popup-mgr unlock`.
+CREATE TABLE login_failures (
+    account         TEXT    PRIMARY KEY,              -- lower-cased username as typed
+    failures        INTEGER NOT NULL,
+    last_failure_ms INTEGER NOT NULL,
+    blocked_until_ms INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
 
 -- Experiments (migration 0009).
 CREATE TABLE experiments (

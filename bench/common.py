@@ -28,23 +28,29 @@ def free_port():
         return s.getsockname()[1]
 
 
-def prepare_database():
-    """A fresh database in a temp dir with one campaign; returns (path, token)."""
+def prepare_database(offers=1, rotations=None):
+    """A fresh database in a temp dir with `offers` campaigns (priorities 1-10 in turn) served on
+    every property, and rotations {property code: mode} set; returns (path, a token for one of them)."""
     path = Path(tempfile.mkdtemp(prefix="popup-bench-")) / "popup.db"
     create_app({"DATABASE": str(path), "SECRET_KEY": SECRET_KEY})
     db = database.connect(str(path))
     now = timeutil.iso_now()
     with database.transaction(db):
-        campaign = db.execute(
-            "INSERT INTO campaigns (tune_campaign_id, name, display_title, click_url, created_at, updated_at)"
-            " VALUES (1, 'Bench offer', 'Free sample', 'https://track.example.com/aff_c?offer_id=1&aff_id=2', ?, ?)",
-            (now, now)).lastrowid
+        for number in range(offers, 0, -1):
+            campaign = db.execute(
+                "INSERT INTO campaigns (tune_campaign_id, name, display_title, click_url, priority, created_at,"
+                " updated_at) VALUES (?, ?, 'Free sample', ?, ?, ?, ?)",
+                (number, f"Bench offer {number}", f"https://track.example.com/aff_c?offer_id={number}&aff_id=2",
+                 (number - 1) % 10 + 1, now, now)).lastrowid
+        for code, mode in (rotations or {}).items():
+            db.execute("UPDATE properties SET rotation = ? WHERE code = ?", (mode, code))
     db.close()
     return path, tokens.sign(SECRET_KEY, campaign, "mff", "thankyou", "", int(time.time()))
 
 
 def start_popup_mgr(db_path, port):
-    env = os.environ | {"POPUP_DB": str(db_path), "POPUP_SECRET_KEY": SECRET_KEY}
+    # PYTHONPATH: serve this checkout's code, wherever an editable install of the package points.
+    env = os.environ | {"POPUP_DB": str(db_path), "POPUP_SECRET_KEY": SECRET_KEY, "PYTHONPATH": str(PROJECT)}
     process = subprocess.Popen([str(POPUP_MGR), "serve", "--port", str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(f"http://127.0.0.1:{port}/api/health")

@@ -3,7 +3,9 @@
   bare     a bare Flask app whose one route answers 204, under the same waitress settings as
            `popup-mgr serve` (the budget: the HTTP layer)
   impression  POST /api/impression, a unique event_id per request, a real signed token
-  offers   GET /api/offers/mff (skipped when the offers endpoint is not in this build)
+  offers   GET /api/offers/mff (skipped when the offers endpoint is not in this build); with
+           --rotation priority,even,auto one line per mode, each on its own property (mff, mmm,
+           mcad), all serving the same --offers campaigns
   click    GET /c/<token> (302; every request stores a click)
 
 Every endpoint runs --rounds times, interleaved, and the median run is reported, so that load
@@ -109,12 +111,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=3,
                         help="runs of every endpoint, interleaved; the median is reported (default 3)")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--offers", type=int, default=1, help="campaigns served (default 1)")
+    parser.add_argument("--rotation", default="",
+                        help="rotation modes to measure, comma-separated, one property each (default: mff as is)")
     args = parser.parse_args()
+    modes = [mode for mode in args.rotation.split(",") if mode]
+    rotations = dict(zip(("mff", "mmm", "mcad", "mmd"), modes))
 
     bare_port = free_port()
     bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db_path, token = prepare_database()
+    db_path, token = prepare_database(args.offers, rotations)
     popup_port = free_port()
     popup = start_popup_mgr(db_path, popup_port)
     base, bare_url = f"http://127.0.0.1:{popup_port}", f"http://127.0.0.1:{bare_port}/"
@@ -126,7 +133,9 @@ def main():
              "bare Flask 204 (POST, same client script)"),
             ("GET /c/<token>", f"{base}/c/{token}", None, ua, "bare Flask 204 (GET)")]
     if offers_route_exists():
-        runs.insert(3, ("GET /api/offers/mff", f"{base}/api/offers/mff", None, ua, "bare Flask 204 (GET)"))
+        for position, (code, mode) in enumerate(rotations.items() or [("mff", None)]):
+            name = f"GET /api/offers/{code}" + (f" ({mode}, {args.offers} offers)" if mode else "")
+            runs.insert(3 + position, (name, f"{base}/api/offers/{code}", None, ua, "bare Flask 204 (GET)"))
     else:
         print("GET /api/offers/<property>: skipped (the offers endpoint is not in this build)")
     samples = {name: [] for name, *_ in runs}
@@ -152,14 +161,14 @@ def median_run(runs):
 def report(runs, samples, stored, args):
     print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds on 127.0.0.1"
           f" (median run shown); waitress as `popup-mgr serve` runs it; machine load now {os.getloadavg()[0]:.1f}")
-    print(f"{'endpoint':<44}{'req/s':>8}{'ratio':>7}{'p99 ms':>8}{'errors':>8}   all runs req/s")
+    print(f"{'endpoint':<46}{'req/s':>8}{'ratio':>7}{'p99 ms':>8}{'errors':>8}   all runs req/s")
     ratios = {}
     for name, _url, _script, _headers, baseline in runs:
         run = median_run(samples[name])
         ratio = run["rps"] / median_run(samples[baseline])["rps"] if baseline else 1.0
         ratios[name] = ratio
         errors = sum(r["non_2xx_3xx"] + r["socket_errors"] for r in samples[name])
-        print(f"{name:<44}{run['rps']:>8.0f}{ratio:>7.2f}{run['p99_ms']:>8.1f}{errors:>8}   "
+        print(f"{name:<46}{run['rps']:>8.0f}{ratio:>7.2f}{run['p99_ms']:>8.1f}{errors:>8}   "
               + " ".join(f"{r['rps']:.0f}" for r in samples[name]))
     impression_ratio_get = (median_run(samples["POST /api/impression"])["rps"]
                             / median_run(samples["bare Flask 204 (GET)"])["rps"])

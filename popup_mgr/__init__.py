@@ -1,7 +1,7 @@
 """popup_mgr: a self-hosted popup offer manager for Tune (HasOffers) CPL campaigns."""
 from flask import Flask
 
-from popup_mgr import catalog, cli, operations, web
+from popup_mgr import catalog, cli, operations, rotation, web
 from popup_mgr import config as settings
 from popup_mgr import db as database
 from popup_mgr.extensions import csrf, limiter, login_manager
@@ -29,6 +29,7 @@ def create_app(test_config=None):
     login_manager.session_protection = "basic"
     ingest.init_app(app)
     catalog.init_app(app)
+    rotation.init_app(app)
     web.register(app)
     operations.init_app(app)
     cli.register(app)

@@ -249,8 +249,9 @@ def parse_pixel_html(text):
     return url if url and url_problem(url) is None else None
 
 
-def from_form(form):
+def from_form(form, tz=None):
     """Public-form input from the admin's HTML form (a MultiDict), with the paste helpers applied.
+    tz: the business zone the form's start and end times are entered in (stored as UTC).
 
     Whole numbers arrive as text: digits become ints, anything else is passed on so validate()
     rejects it with its usual message. Only the fields present in the form are included.
@@ -275,8 +276,42 @@ def from_form(form):
             value = int(value) if _DIGITS.fullmatch(value) else (value or None)
         elif field in ("start_at", "end_at"):
             value = value.strip() or None
+            if value and tz:
+                value = timeutil.local_input_to_utc(value, tz)
+        elif field == "payout":
+            value = pasted_amount(value)
         data[field] = value
     return _apply_paste_helpers(data, form.get("tune_link", ""))
+
+
+_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+_DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]{1,2}")
+
+
+def pasted_amount(text):
+    """A payout as people paste it, made into the plain decimal validate() takes: "$4.50",
+    "4.50 USD" and "$1,250.00" (thousands separators) are read as dollars; "4,50" (a comma before
+    one or two digits, the European way) as 4.50. "1,250" stays ambiguous and is refused by
+    validate() with its usual message. Only for the admin form: the API takes plain decimals."""
+    value = text.strip()
+    value = re.sub(r"(?i)\s*(?:usd|us\$)$", "", value)
+    value = value.removeprefix("$").strip()
+    if _THOUSANDS.fullmatch(value) and "." in value:
+        return value.replace(",", "")
+    if _DECIMAL_COMMA.fullmatch(value):
+        return value.replace(",", ".")
+    return value
+
+
+def payout_warning(campaign):
+    """A warning for a campaign saved with a payout of 0, else None. Revenue itself comes from each
+    postback's payout; the campaign's payout is what EPC estimates, the Tune comparison and the
+    revenue alerts expect, so a 0 there is almost always a forgotten field."""
+    if campaign.get("payout") in ("0.00", "0", 0):
+        return ("Payout is $0.00. Revenue still comes from the payout each postback reports, but "
+                "estimates and the Tune comparison will expect nothing from this campaign: "
+                "enter the payout per lead from Tune.")
+    return None
 
 
 def _apply_paste_helpers(data, tune_link=""):
@@ -377,11 +412,11 @@ def list_campaigns(db, text=None, status=None, property_code=None):
 def create(db, data, actor):
     """Validate and store a new campaign; returns it in public form. Raises CampaignInvalid."""
     clean, errors = validate(data)
-    if errors:
-        raise CampaignInvalid(errors)
     now = timeutil.iso_now()
     with database.transaction(db):
-        property_ids = _check_against_database(db, clean, campaign_id=None)
+        # The database's checks run even when the fields have errors, so that the admin sees
+        # every problem (a taken Tune offer id too) in one round.
+        property_ids = _check_against_database(db, clean, campaign_id=None, errors=errors)
         values = _column_values(clean)
         columns = list(values) + ["created_by", "created_at", "updated_at"]
         cur = _insert(db, columns, list(values.values()) + [actor, now, now])
@@ -397,16 +432,12 @@ def create(db, data, actor):
 def update(db, campaign_id, data, actor, action="campaign.update"):
     """Change the fields given; returns the campaign. Raises CampaignNotFound, CampaignInvalid."""
     clean, errors = validate(data, partial=True)
-    if errors:
-        raise CampaignInvalid(errors)
     with database.transaction(db):
         before = get(db, campaign_id)
         if before is None:
             raise CampaignNotFound(campaign_id)
-        schedule = _schedule_problems({**before, **clean})
-        if schedule:
-            raise CampaignInvalid(schedule)
-        property_ids = _check_against_database(db, clean, campaign_id)
+        errors = {**_schedule_problems({**before, **clean}), **errors}
+        property_ids = _check_against_database(db, clean, campaign_id, errors=errors)
         changes = audit.changes_between(before, clean)
         if changes:
             values = _column_values({field: clean[field] for field in changes})
@@ -431,16 +462,17 @@ def deactivate(db, campaign_id, actor):
     return update(db, campaign_id, {"active": False}, actor, action="campaign.delete")
 
 
-def _check_against_database(db, clean, campaign_id):
-    """Property ids for clean["properties"] (None when not given); raises CampaignInvalid for a
-    taken Tune id or unknown property codes."""
-    errors = {}
+def _check_against_database(db, clean, campaign_id, errors=None):
+    """Property ids for clean["properties"] (None when not given); raises CampaignInvalid with
+    `errors` (the field checks' problems) plus a taken Tune offer id or unknown property codes."""
+    errors = dict(errors or {})
     if "tune_campaign_id" in clean:
-        row = db.execute("/* campaigns.check_against_database */ SELECT id FROM campaigns"
+        row = db.execute("/* campaigns.check_against_database */ SELECT id, name FROM campaigns"
                          " WHERE tune_campaign_id = ? AND id IS NOT ?",
                          (clean["tune_campaign_id"], campaign_id)).fetchone()
         if row:
-            errors["tune_campaign_id"] = f"Tune campaign {clean['tune_campaign_id']} already exists (campaign #{row['id']})."
+            errors["tune_campaign_id"] = (f"Tune offer id {clean['tune_campaign_id']} is already used by"
+                                          f" campaign #{row['id']} “{row['name']}”.")
     property_ids = None
     if "properties" in clean:
         known = {row["code"]: row["id"] for row in db.execute(

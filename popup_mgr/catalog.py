@@ -39,7 +39,8 @@ def list_properties(db):
     """Every property with its popup settings, in creation order."""
     return db.execute(
         "/* catalog.list_properties */ SELECT id, code, name, active, popup_enabled,"
-        " popup_frequency, popup_placement, delay_ms, theme FROM properties ORDER BY id").fetchall()
+        " popup_frequency, popup_placement, delay_ms, theme, rotation, max_offers"
+        " FROM properties ORDER BY id").fetchall()
 
 
 def campaign_rows(db):
@@ -91,6 +92,8 @@ class PropertyOffers:
     offers_by_placement: dict = field(default_factory=dict)   # placement -> [offer dict]
     # placement -> (JSON before the offers, {offer id: offer JSON}, JSON after the offers)
     serialised: dict = field(default_factory=dict)
+    rotation: str = "priority"      # how offers are ordered (rotation.py)
+    max_offers: int = 5             # the most offers one answer carries
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def _servable(row, now_iso):
 
 def _property_offers(prop, servable_rows, base_url, secret, issued_s):
     entry = PropertyOffers(prop["code"], bool(prop["active"] and prop["popup_enabled"]), prop["popup_placement"],
-                           prop["popup_frequency"], prop["delay_ms"], theme.merged_theme(prop["theme"]))
+                           prop["popup_frequency"], prop["delay_ms"], theme.merged_theme(prop["theme"]),
+                           rotation=prop["rotation"], max_offers=prop["max_offers"])
     targeted = [row for row in servable_rows
                 if not row["property_ids"] or str(prop["id"]) in row["property_ids"].split(",")]
     try:

@@ -2,6 +2,7 @@
 import json
 import os
 import secrets
+import sqlite3
 import sys
 
 import click
@@ -9,7 +10,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from popup_mgr import (backup, campaigns, demo, doctor, operations, reconcile, rollups, serving, signals,
-                       tune_jobs, tune_sync, users)
+                       storage, tune_jobs, tune_sync, users)
 from popup_mgr import db as database
 
 # Beacon threads spend part of each request waiting (GIL released) for the group commit of their
@@ -18,6 +19,40 @@ from popup_mgr import db as database
 # unchanged (CPU-bound either way).
 SERVER_THREADS = 16
 MAX_REQUEST_BODY = 1024 * 1024
+
+# Connections, not threads, are what slow clients use up: waitress reads a whole request before a
+# thread sees it, so a client that trickles one header line every few seconds holds a connection
+# slot but no thread. With waitress's default 100 slots, 200 such clients stopped every popup,
+# offer and beacon. 1,000 slots cost little (a socket and a small buffer each; poll() instead of
+# select(), which cannot watch descriptors above 1,024), idle connections are closed after 15 s
+# (a beacon or an offer request arrives whole; a browser's idle keep-alive reconnects) and checked
+# every 5 s. A reverse proxy in front (docs/deploy.md) buffers slow clients before they reach us.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_S = 15
+CLEANUP_INTERVAL_S = 5
+LISTEN_BACKLOG = 2048
+
+
+def waitress_settings():
+    """The keyword arguments `popup-mgr serve` gives waitress (bench/ uses the same).
+
+    clear_untrusted_proxy_headers=False: waitress would otherwise drop X-Forwarded-For (no waitress
+    trusted_proxy is set); the app believes it only from POPUP_TRUSTED_PROXIES peers
+    (netaddr.client_ip), for visitor hashes and login throttling."""
+    return {"threads": SERVER_THREADS, "max_request_body_size": MAX_REQUEST_BODY, "ident": "popup_mgr",
+            "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S,
+            "cleanup_interval": CLEANUP_INTERVAL_S, "backlog": LISTEN_BACKLOG, "asyncore_use_poll": True,
+            "clear_untrusted_proxy_headers": False}
+
+
+def _allow_enough_open_files(needed=CONNECTION_LIMIT + 256):
+    """Raise the soft limit of open files towards the hard one, so that every connection slot
+    (plus the database files, logs and threads) can have its descriptor."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _db():
@@ -53,13 +88,70 @@ def create_admin(username, password_stdin):
 
 @click.command("create-token")
 @click.argument("name")
+@click.option("--read-only", is_flag=True, help="The token can read (GET) but not change anything.")
 @with_appcontext
-def create_token(name):
+def create_token(name, read_only):
     """Print a new API token (and nothing else) on stdout."""
     try:
-        click.echo(users.create_token(_db(), name))
+        click.echo(users.create_token(_db(), name, scope="read" if read_only else "full"))
     except ValueError as exc:
         raise click.ClickException(str(exc))
+
+
+@click.command("list-tokens")
+@click.option("--all", "include_revoked", is_flag=True, help="Also list revoked tokens.")
+@with_appcontext
+def list_tokens(include_revoked):
+    """List API tokens: id, name, scope, created, last used (never the token itself)."""
+    for token in users.list_tokens(_db(), include_revoked=include_revoked):
+        state = f"revoked {token['revoked_at']}" if token["revoked_at"] else "live"
+        click.echo(f"{token['id']:>4}  {token['name']:<24} {token['scope']:<4}  created {token['created_at']}"
+                   f"  last used {token['last_used_at'] or 'never'}  {state}")
+
+
+@click.command("revoke-token")
+@click.argument("token")
+@with_appcontext
+def revoke_token(token):
+    """Revoke the token with this id (or the one live token with this name)."""
+    try:
+        db = _db()
+        name = users.revoke_token(db, users.token_id_by_name_or_id(db, token), "cli")
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Token {name!r} revoked.", err=True)
+
+
+@click.command("unlock")
+@click.argument("username")
+@with_appcontext
+def unlock(username):
+    """Lift the login slow-down of an account after wrong passwords."""
+    cleared = users.clear_login_failures(_db(), username, actor="cli")
+    click.echo(f"{username!r} unlocked." if cleared else f"{username!r} had no failed logins to clear.", err=True)
+
+
+@click.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--remove-2fa", is_flag=True, help="Also turn two-factor off (a lost phone and lost recovery codes).")
+@with_appcontext
+def reset_password(username, password_stdin, remove_2fa):
+    """Set a new password; every session of the account ends and its login slow-down is lifted."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    db = _db()
+    try:
+        user_id = users.user_id_by_name(db, username)
+        users.set_password(db, user_id, password, "cli")
+        if remove_2fa:
+            users.disable_totp(db, user_id, "cli")
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    users.clear_login_failures(db, username, actor="cli")
+    click.echo(f"Password of {username!r} reset; its sessions are ended.", err=True)
 
 
 @click.command("serve")
@@ -71,22 +163,42 @@ def serve(host, port):
     run_server(current_app._get_current_object(), host, port)
 
 
+def served_base_url(app, host, port):
+    """The URL links are built with: POPUP_BASE_URL, else this server's own address."""
+    if os.environ.get("POPUP_BASE_URL"):
+        return app.config["BASE_URL"]
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown_host}:{port}"
+
+
 def run_server(app, host, port):
     import waitress
-    if not os.environ.get("POPUP_BASE_URL"):
-        # Without a configured public URL, links (click URLs, snippets) point at this server.
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        app.config["BASE_URL"] = f"http://{shown_host}:{port}"
+    # Without a configured public URL, links (click URLs, snippets) point at this server.
+    app.config["BASE_URL"] = served_base_url(app, host, port)
+    _check_storage(app.config["DATABASE"])
     try:
         running = operations.start(app, jobs=operations.periodic_jobs(app))
     except serving.DatabaseBusy as exc:
         raise click.ClickException(str(exc))
     click.echo(f"popup_mgr serving on http://{host}:{port}/ (database {app.config['DATABASE']})", err=True)
     try:
-        waitress.serve(app, host=host, port=port, threads=SERVER_THREADS,
-                       max_request_body_size=MAX_REQUEST_BODY, ident="popup_mgr")
+        _allow_enough_open_files()
+        waitress.serve(app, host=host, port=port, **waitress_settings())
     finally:
         running.stop()
+
+
+def _check_storage(path):
+    """Before serving: the database file is intact (quick_check) and writable (an empty write
+    transaction takes the write lock), else one line and STARTUP_FAILURE_EXIT."""
+    try:
+        with database.connection(path) as db:
+            storage.startup_check(db, path)
+            storage.write_check(db)
+    except storage.StartupFailure as exc:
+        _cannot_start(str(exc))
+    except (sqlite3.Error, OSError) as exc:
+        _cannot_start(storage.describe_failure(exc, path))
 
 
 @click.command("demo-data")
@@ -99,10 +211,15 @@ def run_server(app, host, port):
 def demo_data(days, impressions, seed):
     """Sample campaigns (if there are none) and a realistic history of real ledger rows."""
     summary = demo.generate(_db(), days=days, impressions=impressions, seed=seed,
-                            tz=current_app.config["BUSINESS_TZ"])
+                            tz=current_app.config["BUSINESS_TZ"], base_url=current_app.config["BASE_URL"],
+                            progress=_echo_progress)
     _announce_catalog_change()
     click.echo("Demo history {first_day}..{last_day}: {impressions:,} impressions, {clicks:,} clicks,"
                " {conversions:,} conversions for {campaigns} campaigns in {seconds} s.".format(**summary), err=True)
+
+
+def _echo_progress(text):
+    click.echo(f"  ... {text}", err=True)
 
 
 def _announce_catalog_change():
@@ -125,9 +242,12 @@ def quickstart(host, port):
     app = current_app._get_current_object()
     db = _db()
     if not campaigns.any_campaign(db):
-        click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history...", err=True)
-        demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
-                      tz=app.config["BUSINESS_TZ"])
+        click.echo(f"Creating demo campaigns and {QUICKSTART_DEMO_DAYS} days of history"
+                   f" ({QUICKSTART_DEMO_IMPRESSIONS:,} impressions)...", err=True)
+        summary = demo.generate(db, days=QUICKSTART_DEMO_DAYS, impressions=QUICKSTART_DEMO_IMPRESSIONS,
+                                tz=app.config["BUSINESS_TZ"], base_url=served_base_url(app, host, port),
+                                progress=_echo_progress)
+        click.echo("Demo data ready in {seconds} s.".format(**summary), err=True)
         _announce_catalog_change()
     if not users.any_user(db):
         password = secrets.token_urlsafe(12)
@@ -357,8 +477,8 @@ def _print_reconciliation(report, tz):
     click.echo(reconcile.gap_sentence(reconcile.summary(report)))
 
 
-COMMANDS = (init_db, create_admin, create_token, serve, demo_data, quickstart, backup_command, restore_command,
-            verify, doctor_command, sync_tune, reconcile_command)
+COMMANDS = (init_db, create_admin, create_token, list_tokens, revoke_token, unlock, reset_password, serve, demo_data,
+            quickstart, backup_command, restore_command, verify, doctor_command, sync_tune, reconcile_command)
 
 
 def register(app):
@@ -373,9 +493,53 @@ def _create_app():
         return create_app()
     except ConfigError as exc:
         sys.exit(f"popup-mgr: refusing to start: {exc}")
+    except (sqlite3.Error, OSError) as exc:
+        # Opening or migrating the database failed: one line that says what to fix, no traceback.
+        _cannot_start(storage.describe_failure(exc, os.environ.get("POPUP_DB") or "instance/popup.db"))
 
 
-main = FlaskGroup(create_app=_create_app, add_default_commands=False, load_dotenv=False,
-                  help="popup_mgr: popup offer manager for Tune CPL campaigns.")
+def _cannot_start(message):
+    click.echo(f"popup-mgr: cannot start: {message}", err=True)
+    sys.exit(storage.STARTUP_FAILURE_EXIT)
+
+
+def product_version():
+    """The installed popup_mgr's version (setup.cfg), for --version and support questions."""
+    from importlib import metadata
+    try:
+        return metadata.version("popup_mgr")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed; run make install)"
+
+
+def _print_version(ctx, _param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(f"popup-mgr {product_version()}")
+        ctx.exit()
+
+
+class ProductGroup(FlaskGroup):
+    """`popup-mgr`: Flask's app loading, but only the product's own commands and options.
+
+    Flask's group adds -e/--env-file, -A/--app, --debug, a --version that prints Flask's versions,
+    and every command extensions put on app.cli (flask-limiter's `limiter`). None of them is a
+    popup_mgr command: the app is always popup_mgr, configured by POPUP_* variables. They stay
+    available as `flask --app popup_mgr ...`."""
+
+    def __init__(self, **extra):
+        super().__init__(create_app=_create_app, add_default_commands=False, add_version_option=False,
+                         load_dotenv=False, set_debug_flag=False, **extra)
+        self.params = [param for param in self.params if param.name not in ("env_file", "app", "debug")]
+        self.params.append(click.Option(["--version"], is_flag=True, expose_value=False, is_eager=True,
+                                        callback=_print_version, help="Show popup-mgr's version and exit."))
+
+    def list_commands(self, ctx):
+        return sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        return self.commands.get(name)
+
+
+main = ProductGroup(help="popup_mgr: popup offer manager for Tune CPL campaigns.")
 for _command in COMMANDS:
     main.add_command(_command)

@@ -6,13 +6,14 @@ BEGIN IMMEDIATE so that a writer waits for the lock up front instead of failing 
 "database is locked".
 """
 import contextlib
+import os
 import re
 import sqlite3
 from pathlib import Path
 
 from flask import current_app, g
 
-from popup_mgr import timeutil
+from popup_mgr import storage, timeutil
 from popup_mgr.config import PROJECT_DIR
 
 SCHEMA_PATH = PROJECT_DIR / "schema.sql"
@@ -21,12 +22,18 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Version of a database made from schema.sql before any migration existed.
 BASE_VERSION = 1
 
+# After a checkpoint resets the WAL, SQLite cuts the file back to this size (without a limit it
+# stays as large as it ever grew, e.g. behind a long reader).
+JOURNAL_SIZE_LIMIT = 32 * 1024 * 1024
+
 DEFAULT_PROPERTIES = (
     ("mff", "ModeFreeFinds"),
     ("mmm", "ModeMarketMunchies"),
-    ("mcad", "mcad"),
-    ("mmd", "mmd"),
+    ("mcad", "Mode Coupons & Deals"),
+    ("mmd", "Mode Money Daily"),
 )
+# The sites' host names where they are known; the others are filled in on the Properties page.
+DEFAULT_DOMAINS = {"mff": "modefreefinds.com", "mmm": "modemarketmunchies.com"}
 
 
 def connect(path, *, durable=False):
@@ -44,7 +51,20 @@ def connect(path, *, durable=False):
     db.execute("PRAGMA busy_timeout = 10000")
     # Temporary b-trees (GROUP BY, ORDER BY) in memory, not in files.
     db.execute("PRAGMA temp_store = MEMORY")
+    # A WAL that grew behind a long reader shrinks again at its next reset.
+    db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT:d}")
     return db
+
+
+def checkpoint_without_waiting(db):
+    """Copy the WAL into the database and truncate it to zero bytes, unless a reader or writer is
+    active, in which case copy what can be copied and return at once (no busy wait: the caller,
+    the idle ingest writer, must not stall anyone). Returns (busy, wal frames, frames copied)."""
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        return tuple(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+    finally:
+        db.execute("PRAGMA busy_timeout = 10000")
 
 
 @contextlib.contextmanager
@@ -121,11 +141,29 @@ def migrate(path):
 
     Returns the list of migration numbers applied (empty when already current or fresh).
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _create_owner_only(path)
     with connection(path, durable=True) as db:
         applied = _migrate(db)
         _seed_properties(db)
-        return applied
+    storage.protect(path)
+    return applied
+
+
+def _create_owner_only(path):
+    """Create a missing database directory 0700 and a missing database file 0600 before SQLite
+    opens it: SQLite gives the -wal and -shm files the database file's mode, so all three stay
+    unreadable to other users (they hold the postback secret and password and token hashes)."""
+    path = Path(path)
+    if str(path) == ":memory:" or path.exists():
+        return
+    missing = [parent for parent in [path.parent, *path.parent.parents] if not parent.exists()]
+    path.parent.mkdir(mode=storage.OWNER_DIRECTORY, parents=True, exist_ok=True)
+    for directory in missing:
+        os.chmod(directory, storage.OWNER_DIRECTORY)     # mkdir's mode is filtered by the umask
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, storage.OWNER_FILE))
+    except FileExistsError:
+        pass
 
 
 def _migrate(db):
@@ -172,8 +210,15 @@ def _seed_properties(db):
     now = timeutil.iso_now()
     with transaction(db):
         for code, name in DEFAULT_PROPERTIES:
+            domain = DEFAULT_DOMAINS.get(code, "")
             db.execute(
                 "/* db.seed_properties */ INSERT OR IGNORE INTO properties"
-                " (code, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                (code, name, now, now),
+                " (code, name, domain, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (code, name, domain, now, now),
             )
+            # Databases made before the names were known carry the code as the name ("mcad") and
+            # no domain: give them the defaults, but never overwrite what Mike typed.
+            db.execute("/* db.seed_properties */ UPDATE properties SET name = ? WHERE code = ? AND name = ?",
+                       (name, code, code))
+            db.execute("/* db.seed_properties */ UPDATE properties SET domain = ?"
+                       " WHERE code = ? AND domain = '' AND name = ?", (domain, code, name))

@@ -52,19 +52,57 @@ CAMPAIGNS = (
     ("Free Diaper Sample Pack", "Free diapers for baby", "Try 3 sizes", 130, 3, 0.030, 0.12, None, 0),
 )
 
+# What a visitor reads under the title (never the title again), and the offer's image in
+# popup_mgr/static/demo/, served by the app itself so the demo needs no outside host.
+DETAILS = {
+    "Sweeps - $750 Cash App": ("One entry per person; the winner is drawn at the end of the month and paid straight to Cash App.", "cash"),
+    "Free Beauty Sample Box": ("Skincare, make-up and fragrance picks from brands you know, sent to your door at no cost.", "beauty"),
+    "Auto Insurance Quote - US": ("Answer a few questions about your car and see rates from top insurers side by side.", "auto"),
+    "Home Warranty Lead": ("Covers repairs to your fridge, washer, heating and more when they break down.", "home"),
+    "Walmart $500 Gift Card": ("Share your shopping habits in a short survey to qualify for the card.", "walmart"),
+    "Survey Junkie Signup": ("Short surveys from brands, paid out by PayPal or gift card once you reach $5.", "survey"),
+    "Kohl's $100 Reward": ("Tell us what you like to buy and unlock a reward to spend in store or online.", "kohls"),
+    "Nielsen Computer Panel": ("Help shape what's on TV and online by sharing anonymous browsing data.", "panel"),
+    "Medicare Advantage 65+": ("Plans with dental, vision and hearing extras may be available where you live.", "medicare"),
+    "Debt Relief Consultation": ("Talk to a certified counsellor about lowering what you owe on credit cards.", "debt"),
+    "Solar Quote - Homeowners": ("Local installers compete for your roof; see your estimated monthly savings.", "solar"),
+    "Credit Score Check": ("Your score and full report from a major bureau, updated weekly, with no effect on your credit.", "credit"),
+    "Pet Insurance Quote": ("Accidents, illness and check-ups for dogs and cats, with any licensed vet.", "pet"),
+    "Baby Formula Samples": ("Trial sizes of leading formulas so you can find the one your baby takes to.", "formula"),
+    "Meal Kit Trial - 16 Meals": ("Chef-designed recipes with pre-portioned ingredients, delivered weekly. Skip or cancel anytime.", "mealkit"),
+    "Coupon App Install": ("Digital coupons for the stores near you, clipped in one tap and applied at checkout.", "coupons"),
+    "Life Insurance Quote": ("Term cover for your family from A-rated insurers; many applicants skip the medical exam.", "life"),
+    "Swagbucks Paid Surveys": ("Earn points for surveys, shopping and videos; redeem them for cash or gift cards.", "swagbucks"),
+    "Amazon $1000 Giveaway": ("Enter with your email for a chance at the card; winners are notified by email.", "amazon"),
+    "Free Diaper Sample Pack": ("Sizes newborn to 2, so you can test fit and absorbency before you buy a box.", "diapers"),
+}
+# A progress line at most this often (`make run` shows it while the demo history is written).
+PROGRESS_EVERY_S = 2.0
 
-def generate(db, days=30, impressions=450_000, seed=1, tz="America/New_York", now_ms=None):
+
+def demo_image_url(base_url, name):
+    """The demo offer's image, served by this app; '' for a campaign that has none."""
+    slug = DETAILS.get(name, ("", ""))[1]
+    return f"{base_url.rstrip('/')}/static/demo/{slug}.svg" if slug and base_url else ""
+
+
+def generate(db, days=30, impressions=450_000, seed=1, tz="America/New_York", now_ms=None, base_url="",
+             progress=None):
     """Write `impressions` impressions (in total, bots included) over the last `days` business days
     ending today, with their clicks and conversions, and rebuild daily_stats for those days.
-    Creates the demo campaigns first if there are no campaigns. Returns a summary dict."""
+    Creates the demo campaigns first if there are no campaigns (their images under base_url).
+    progress(text), if given, is called with a line now and then while the rows are written.
+    Returns a summary dict."""
     import random
     if days < 1 or impressions < 0:
         raise ValueError("days must be >= 1 and impressions >= 0")
     started = time.monotonic()
     rng = random.Random(seed)
     now_ms = timeutil.now_ms() if now_ms is None else now_ms
+    report = _Progress(progress)
     if not _campaign_count(db):
-        _create_campaigns(db, rng)
+        _create_campaigns(db, rng, base_url)
+        report(f"{len(CAMPAIGNS)} demo campaigns created", force=True)
     world = _World(db, rng, tz)
     today = dt.date.fromisoformat(timeutil.business_day(now_ms, tz))
     dates = [today - dt.timedelta(days=days - 1 - i) for i in range(days)]
@@ -74,17 +112,33 @@ def generate(db, days=30, impressions=450_000, seed=1, tz="America/New_York", no
         with database.transaction(db):
             for date in dates[chunk_start:chunk_start + DAYS_PER_TRANSACTION]:
                 writer.write(*world.day(date, per_day[date], now_ms, writer))
+        done = min(chunk_start + DAYS_PER_TRANSACTION, len(dates))
+        report(f"history: {done}/{len(dates)} days, {writer.impressions:,} impressions written")
+    report("adding up the daily statistics...", force=True)
     rollups.rebuild(db, dates[0].isoformat(), dates[-1].isoformat())
     return {"campaigns": len(world.campaigns), "first_day": dates[0].isoformat(), "last_day": dates[-1].isoformat(),
             "impressions": writer.impressions, "clicks": writer.clicks, "conversions": writer.conversions,
             "seconds": round(time.monotonic() - started, 1)}
 
 
+class _Progress:
+    """Calls progress(text) at most every PROGRESS_EVERY_S seconds (always when forced)."""
+
+    def __init__(self, progress):
+        self.progress, self.last = progress, None
+
+    def __call__(self, text, force=False):
+        now = time.monotonic()
+        if self.progress and (force or self.last is None or now - self.last >= PROGRESS_EVERY_S):
+            self.last = now
+            self.progress(text)
+
+
 def _campaign_count(db):
     return db.execute("/* demo.campaign_count */ SELECT count(*) FROM campaigns").fetchone()[0]
 
 
-def _create_campaigns(db, rng):
+def _create_campaigns(db, rng, base_url=""):
     now = timeutil.iso_now()
     codes = {r["code"]: r["id"] for r in db.execute("/* demo.create_campaigns */ SELECT id, code FROM properties")}
     with database.transaction(db):
@@ -92,9 +146,10 @@ def _create_campaigns(db, rng):
             offer_id = 1100 + index * 7 + rng.randrange(7)
             cur = db.execute(
                 "/* demo.create_campaigns */ INSERT INTO campaigns (tune_campaign_id, aff_id, name, display_title,"
-                " tagline, description, cta_text, click_url, active, priority, payout_cents, notes, created_by,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'demo', ?, ?)",
-                (offer_id, 2417, name, title, tagline, f"{title}. {tagline}.", "Claim now" if payout < 200 else "Get started",
+                " tagline, description, cta_text, image_url, click_url, active, priority, payout_cents, notes,"
+                " created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'demo', ?, ?)",
+                (offer_id, 2417, name, title, tagline, DETAILS[name][0], "Claim now" if payout < 200 else "Get started",
+                 demo_image_url(base_url, name),
                  f"https://mode.go2cloud.org/aff_c?offer_id={offer_id}&aff_id=2417", active, priority, payout,
                  "Demo campaign", now, now))
             for code in targets or ():

@@ -18,12 +18,10 @@ from urllib.parse import unquote, urlsplit
 
 from popup_mgr import backup
 from popup_mgr import config as settings
+from popup_mgr.urls import unreachable_host_reason
 
 SEVERITIES = ("error", "warning", "info")
 SMTP_TIMEOUT_S = 5.0
-# Names that never resolve on the public internet (RFC 2606, RFC 6761, RFC 6762, common LAN suffixes).
-PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".test", ".example",
-                    ".invalid", ".localdomain", ".corp", ".home.arpa")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +82,7 @@ def _base_url(config):
             "error", f"POPUP_BASE_URL {url!r} is not https: cookies are sent without Secure, no HSTS, and"
             " https publisher pages block the popup's http requests as mixed content",
             "put Caddy or nginx with a certificate in front and set POPUP_BASE_URL=https://<your host>"))
-    reason = _unreachable_host_reason(host)
+    reason = unreachable_host_reason(host)
     if reason:
         problems.append(Problem("error", f"POPUP_BASE_URL's host {host or '(none)'!r} {reason}: publisher pages"
                                 " and the network's postbacks cannot reach it",
@@ -93,25 +91,6 @@ def _base_url(config):
         problems.append(Problem("warning", f"POPUP_BASE_URL {url!r} has a path or query: links are built by"
                                 " appending /c/..., /popup.js to it", "set it to scheme and host only"))
     return problems
-
-
-def _unreachable_host_reason(host):
-    """Why visitors on the internet could not reach host, or None when it looks public."""
-    if not host:
-        return "is missing"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if host == "localhost" or host.endswith(PRIVATE_SUFFIXES):
-            return "is a local name"
-        if "." not in host:
-            return "is a single-label name that does not resolve on the internet"
-        return None
-    if address.is_loopback:
-        return "is a loopback address"
-    if address.is_private or address.is_link_local or address.is_unspecified or address.is_reserved:
-        return "is a private address"
-    return None
 
 
 def _trusted_proxies(config):

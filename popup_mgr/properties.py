@@ -9,13 +9,18 @@ from flask import current_app, has_app_context
 
 from popup_mgr import audit, signals, theme, timeutil
 from popup_mgr import db as database
+from popup_mgr.bandit import MODES as ROTATIONS
 from popup_mgr.urls import url_problem
 
 FIELDS = ("name", "domain", "popup_enabled", "active", "popup_placement", "popup_frequency",
-          "delay_ms", "theme")
+          "delay_ms", "theme", "rotation", "max_offers")
+# The Properties API's fields, in the contract's order (`code` is fixed; the rest is FIELDS).
+API_FIELDS = ("code", "name", "domain", "active", "popup_enabled", "popup_placement",
+              "popup_frequency", "delay_ms", "theme", "rotation", "max_offers")
 PLACEMENTS = ("thankyou", "exit-intent", "timed")
 FREQUENCIES = ("session", "daily", "always")
 MAX_DELAY_MS = 600_000
+MAX_OFFERS = 20             # a carousel longer than this is never paged through to the end
 _HOST = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::\d{1,5})?")
 
@@ -52,9 +57,17 @@ def get(db, code):
     return _public(row) if row else None
 
 
-def validate(data):
-    """(clean, errors) for a property edit; data holds any subset of FIELDS (theme as a dict)."""
-    errors = {field: "Unknown field." for field in data if field not in FIELDS}
+def api_json(prop):
+    """A property (from get/list_properties) as the Properties API shows it."""
+    return {field: prop["theme_values"] if field == "theme" else prop[field] for field in API_FIELDS}
+
+
+def validate(data, code=None):
+    """(clean, errors) for a property edit; data holds any subset of FIELDS (theme as a dict),
+    and may repeat the property's own `code` (an API client sending back what it read)."""
+    errors = {field: "Unknown field." for field in data if field not in FIELDS and field != "code"}
+    if "code" in data and data["code"] != code:
+        errors["code"] = "The code cannot change: it is in the site's embed snippet."
     clean = {}
     if "name" in data:
         name = data["name"].strip() if isinstance(data["name"], str) else ""
@@ -82,6 +95,15 @@ def validate(data):
         if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_DELAY_MS:
             errors["delay_ms"] = f"Enter milliseconds from 0 to {MAX_DELAY_MS}."
         clean["delay_ms"] = delay
+    if "rotation" in data:
+        if data["rotation"] not in ROTATIONS:
+            errors["rotation"] = "Choose one of: " + ", ".join(ROTATIONS) + "."
+        clean["rotation"] = data["rotation"]
+    if "max_offers" in data:
+        most = data["max_offers"]
+        if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= MAX_OFFERS:
+            errors["max_offers"] = f"Enter a whole number of offers from 1 to {MAX_OFFERS}."
+        clean["max_offers"] = most
     if "theme" in data:
         theme_errors, clean["theme"] = _theme_problems(data["theme"])
         errors.update(theme_errors)
@@ -92,6 +114,9 @@ def _theme_problems(values):
     """(errors keyed theme_<key>, canonical JSON of the overrides)."""
     if not isinstance(values, dict):
         return {"theme": "Theme must be an object."}, "{}"
+    unknown = sorted(key for key in values if key not in theme.DEFAULT_THEME)
+    if unknown:
+        return {"theme": "Unknown theme keys: " + ", ".join(map(str, unknown)) + "."}, "{}"
     values = {key: (value.strip() if isinstance(value, str) else value) for key, value in values.items()
               if key in theme.DEFAULT_THEME}
     errors = {f"theme_{key}": message for key, message in theme.theme_problems(values).items()}
@@ -113,14 +138,45 @@ def from_form(form):
         "popup_frequency": form.get("popup_frequency", ""),
         "theme": {key: form.get(f"theme_{key}", "") for key in theme.DEFAULT_THEME},
     }
-    delay = form.get("delay_ms", "").strip()
-    data["delay_ms"] = int(delay) if re.fullmatch(r"[0-9]{1,7}", delay) else delay
+    if "delay_s" in form:
+        data["delay_ms"] = seconds_to_ms(form.get("delay_s", ""))
+    else:
+        delay = form.get("delay_ms", "").strip()
+        data["delay_ms"] = int(delay) if re.fullmatch(r"[0-9]{1,7}", delay) else delay
+    if "rotation" in form:
+        data["rotation"] = form.get("rotation")
+    if "max_offers" in form:
+        most = form.get("max_offers", "").strip()
+        data["max_offers"] = int(most) if re.fullmatch(r"[0-9]{1,3}", most) else most
     return data
 
 
+def seconds_to_ms(text):
+    """'2.5' (seconds, as the Properties page asks for them) -> 2500; anything else is passed on
+    for validate() to refuse. A comma is read as the decimal point ("1,5")."""
+    value = (text or "").strip().replace(",", ".")
+    match = re.fullmatch(r"([0-9]{1,4})(?:\.([0-9]{1,3}))?", value)
+    if not match:
+        return value
+    return int(match.group(1)) * 1000 + int((match.group(2) or "").ljust(3, "0"))
+
+
+def ms_to_seconds(delay_ms):
+    """2500 -> '2.5', 1000 -> '1': the delay as the Properties page shows it."""
+    whole, rest = divmod(int(delay_ms), 1000)
+    return f"{whole}.{rest:03d}".rstrip("0").rstrip(".") if rest else str(whole)
+
+
 def update(db, code, data, actor):
-    """Apply an edit; returns the property. Raises PropertyNotFound, PropertyInvalid."""
-    clean, errors = validate(data)
+    """Apply an edit of the fields given; returns the property. A theme given in part keeps
+    the property's other theme values. Raises PropertyNotFound, PropertyInvalid."""
+    if isinstance(data, dict) and isinstance(data.get("theme"), dict):
+        current = get(db, code)
+        if current is not None:
+            data = {**data, "theme": {**current["theme_values"], **data["theme"]}}
+    if not isinstance(data, dict):
+        raise PropertyInvalid({"_body": "Send a JSON object of property fields."})
+    clean, errors = validate(data, code)
     if errors:
         raise PropertyInvalid(errors)
     with database.transaction(db):

@@ -137,13 +137,17 @@ def div_half_up(numerator, denominator):
 
 
 def wilson_interval(successes, trials, z=WILSON_Z):
-    """95 % Wilson score interval of a proportion, as (low, high); (0, 0) with no trials."""
+    """95 % Wilson score interval of a proportion, as (low, high); (0, 0) with no trials.
+
+    Clicks may outnumber impressions (a click whose impression beacon never arrived is real
+    traffic): the interval is then that of every trial a success, so it stays inside [0, 1]
+    and the square root never sees a negative number."""
     if trials <= 0:
         return 0.0, 0.0
-    p = successes / trials
+    p = min(max(successes, 0), trials) / trials
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    half = z * math.sqrt(max(0.0, p * (1 - p) / trials + z * z / (4 * trials * trials))) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
@@ -391,19 +395,79 @@ def hourly_today(db, scope, tz, now_ms):
 
 
 def series(db, scope, tz, today, now_ms, days=None):
-    """Chart points for the range at the granularity that suits it."""
+    """Chart points for the range at the granularity that suits it; each point says whether it is
+    still in progress ("partial": the current hour, today, this week or month)."""
     unit = granularity(scope, today)
     if unit == "hour":
-        return unit, hourly_today(db, scope, tz, now_ms)
-    days = days if days is not None else by_day(db, scope, until=today)
-    return unit, bucket(days, unit)
+        points = hourly_today(db, scope, tz, now_ms)
+    else:
+        points = bucket(by_day(db, scope, until=today) if days is None else days, unit)
+    for index, point in enumerate(points):
+        point["partial"] = _in_progress(unit, point, index == len(points) - 1, today)
+    return unit, points
+
+
+def _in_progress(unit, point, is_last, today):
+    """Whether a chart point covers time that has not finished yet (drawn apart, never as a drop)."""
+    if unit == "hour":
+        return is_last and point["date"] == today.isoformat()
+    start = dt.date.fromisoformat(point["date"])
+    if unit == "day":
+        return start == today
+    if unit == "week":
+        return start <= today < start + dt.timedelta(days=7)
+    return (start.year, start.month) == (today.year, today.month)
+
+
+def ledger_totals(db, scope, start_ms, end_ms):
+    """Counts for events in [start_ms, end_ms) from the ledger (a part of one day, through the ts
+    indexes), filtered like scope. A conversion counts under its click, as in daily_stats, and only
+    if it had arrived by end_ms: the same hours of another day must not include later postbacks."""
+    params = {"start": start_ms, "end": end_ms, "property_id": scope.property_id,
+              "campaign_id": scope.campaign_id}
+    filters = "".join([" AND {t}.property_id = :property_id" if scope.property_id is not None else "",
+                       " AND {t}.campaign_id = :campaign_id" if scope.campaign_id is not None else ""])
+    found = {}
+    for table in ("impressions", "clicks"):
+        found[table] = db.execute(
+            f"/* reports.ledger_totals */ SELECT count(*) FROM {table} e WHERE ts >= :start AND ts < :end"
+            f" AND is_bot = 0{filters.format(t='e')}", params).fetchone()[0]
+    row = db.execute(
+        "/* reports.ledger_totals */ SELECT count(*) AS n, coalesce(sum(c.payout_cents), 0) AS cents"
+        " FROM conversions c JOIN clicks k ON k.id = c.click_row_id WHERE k.ts >= :start AND k.ts < :end"
+        f" AND c.ts < :end AND {rollups.counted_sql('c')}{filters.format(t='c')}", params).fetchone()
+    return {"impressions": found["impressions"], "clicks": found["clicks"], "conversions": row["n"],
+            "revenue_cents": row["cents"]}
+
+
+def previous_totals(db, scope, tz, now_ms, today):
+    """(measures of the period before scope, "HH:MM" or None).
+
+    A range that ends today holds only part of today: it is compared with the period before it
+    cut at the same local time of day ("14:05"), so at 14:05 today is compared with yesterday
+    until 14:05, not with the whole of yesterday (which made every figure look like a fall)."""
+    previous = scope.previous()
+    if scope.last != today:
+        return totals(db, previous), None
+    zone = timeutil.ZoneInfo(tz)
+    now_local = dt.datetime.fromtimestamp(now_ms / 1000, zone)
+    partial_day = previous.last
+    start, end = timeutil.day_bounds_ms(partial_day, tz)
+    cutoff = int(dt.datetime.combine(partial_day, now_local.time().replace(tzinfo=None), zone).timestamp() * 1000)
+    parts = [ledger_totals(db, scope, start, max(start, min(cutoff, end)))]
+    if previous.first < partial_day:
+        whole = dataclasses.replace(previous, last=partial_day - dt.timedelta(days=1))
+        parts.append({key: int(value or 0) for key, value in dict(_rollup(db, whole, "total")[0]).items()})
+    return measures(_sum(parts)), now_local.strftime("%H:%M")
 
 
 def chart_payload(unit, points, property_rows):
-    """The JSON the dashboard's charts are drawn from (money as decimal strings)."""
+    """The JSON the dashboard's charts are drawn from (money as decimal strings); `partial` marks
+    the points still in progress, which the charts draw pale and dashed."""
     return {
         "unit": unit,
         "labels": [p["label"] for p in points],
+        "partial": [bool(p.get("partial")) for p in points],
         "revenue": [format_cents(p["revenue_cents"]) for p in points],
         "rpm": [format_cents(p["rpm_cents"]) for p in points],
         "impressions": [p["impressions"] for p in points],
@@ -436,23 +500,29 @@ def dashboard(db, scope, tz, now_ms):
     split = campaign_property_rows(db, every_property)
     campaigns = by_campaign(db, scope, split)
     property_rows = by_property(db, every_property, split)
-    current, previous = measures(_sum(campaigns)), totals(db, scope.previous())
+    shown_properties = [row for row in property_rows
+                        if scope.property_id is None or row["property_id"] == scope.property_id]
+    current = measures(_sum(campaigns))
+    previous, compared_until = previous_totals(db, scope, tz, now_ms, today)
     days = by_day(db, scope, until=today)
     unit, points = series(db, scope, tz, today, now_ms, days)
     return {
         "scope": scope,
         "totals": current,
         "previous_totals": previous,
+        # "HH:MM" when the range ends today and is compared with the same hours before it.
+        "compared_until": compared_until,
         "kpis": kpis(current, previous),
         "days": days,
         "unit": unit,
         "points": points,
         "campaigns": campaigns,
-        "properties": property_rows,
+        # With one property chosen, the property widgets show that property only.
+        "properties": shown_properties,
         # Unattributed conversions have no property or campaign: shown on the all-properties view only.
         "unattributed": (unattributed(db, scope, tz) if scope.property_id is None and scope.campaign_id is None
                          else {"conversions": 0, "revenue_cents": 0}),
-        "chart": chart_payload(unit, points, property_rows),
+        "chart": chart_payload(unit, points, shown_properties),
     }
 
 
@@ -480,3 +550,31 @@ def live(db, now_ms, minutes=LIVE_MINUTES):
             slots[r["slot"]]["revenue_cents"] += r["cents"]
     total = {key: sum(s[key] for s in slots) for key in ("impressions", "clicks", "conversions", "revenue_cents")}
     return {"start_ms": start, "end_ms": end, "minutes": slots, "total": total}
+
+
+# --- the campaign list and a campaign's page ---------------------------------------------------
+
+RECENT_DAYS = 7
+
+
+def recent_scope(tz, now_ms, days=RECENT_DAYS):
+    """The last `days` business days, today included: what the campaign list's figures cover."""
+    today = dt.date.fromisoformat(timeutil.business_day(now_ms, tz))
+    return Scope(first=today - dt.timedelta(days=days - 1), last=today)
+
+
+def recent_by_campaign(db, tz, now_ms, days=RECENT_DAYS):
+    """{campaign_id: measures} over recent_scope(); campaigns without traffic are absent (the
+    list shows them as "no traffic"). One scan of daily_stats for every campaign at once."""
+    groups = {}
+    for row in campaign_property_rows(db, recent_scope(tz, now_ms, days)):
+        groups.setdefault(row["campaign_id"], []).append(row)
+    return {campaign_id: measures(_sum(rows)) for campaign_id, rows in groups.items()}
+
+
+def properties_run_on(property_rows, targeted_codes):
+    """The per-property rows a campaign's page lists: the properties it targets (all of them when
+    it targets none) and any other one that still had its traffic in the range (it was targeted
+    then); never a property it has nothing to do with."""
+    return [row for row in property_rows
+            if not targeted_codes or row["property"] in targeted_codes or row["impressions"] > 0]

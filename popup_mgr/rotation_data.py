@@ -37,6 +37,24 @@ def recent_delays_ms(db, property_id, limit=DELAY_SAMPLES):
         (property_id, limit))]
 
 
+def payouts_cents(db, campaign_ids):
+    """{campaign id: stated payout in cents, or None} for these campaigns."""
+    ids = list(campaign_ids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return dict(db.execute(
+        f"/* rotation_data.payouts_cents */ SELECT id, payout_cents FROM campaigns WHERE id IN ({marks})",
+        ids).fetchall())
+
+
+def with_payouts(db, offers):
+    """The offers as build_state takes them: [{"id", "priority", "payout_cents"}]."""
+    payouts = payouts_cents(db, [offer["id"] for offer in offers])
+    return [{"id": offer["id"], "priority": offer["priority"], "payout_cents": payouts.get(offer["id"])}
+            for offer in offers]
+
+
 def rollups_from_rows(rows, tz):
     """bandit.Rollups from rollup_rows(): one column per day present, UTC second bounds."""
     days = sorted({row["day"] for row in rows})

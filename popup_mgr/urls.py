@@ -3,6 +3,7 @@
 Only absolute http: and https: URLs with a host are accepted. Everything else that could turn a
 link into script or a redirect elsewhere is rejected with a message saying why.
 """
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -39,3 +40,51 @@ def url_problem(value):
 
 def is_http_url(value):
     return url_problem(value) is None
+
+
+# Names that never resolve on the public internet (RFC 2606, RFC 6761, RFC 6762, common LAN suffixes).
+PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".test", ".example",
+                    ".invalid", ".localdomain", ".corp", ".home.arpa")
+
+
+def unreachable_host_reason(host):
+    """Why visitors on the internet could not reach host, or None when it looks public."""
+    if not host:
+        return "is missing"
+    host = host.lower().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(PRIVATE_SUFFIXES):
+            return "is a local name"
+        if "." not in host:
+            return "is a single-label name that does not resolve on the internet"
+        return None
+    if address.is_loopback:
+        return "is a loopback address"
+    if address.is_private or address.is_link_local or address.is_unspecified or address.is_reserved:
+        return "is a private address"
+    return None
+
+
+def base_url_warning(base_url, configured, production):
+    """What is wrong with the public URL the admin hands out (snippet, click links, postback URL),
+    in words for Mike, or None when it looks publicly reachable.
+
+    configured: whether POPUP_BASE_URL was set (without it the URL is this server's local address,
+    which only this computer can open). production: POPUP_ENV=production, where plain http is an
+    error (https publisher pages block http requests as mixed content)."""
+    fix = ("Set POPUP_BASE_URL to this server's public address, e.g. "
+           "POPUP_BASE_URL=https://offers.example.com, and restart.")
+    if not configured:
+        return (f"POPUP_BASE_URL is not set: the URLs below use {base_url}, which only this computer "
+                f"can open. Publisher pages and Tune cannot reach it. {fix}")
+    host = urlsplit(base_url).hostname or ""
+    reason = unreachable_host_reason(host)
+    if reason:
+        return (f"POPUP_BASE_URL is {base_url}: its host {host or '(none)'} {reason}, so publisher "
+                f"pages and Tune cannot reach it. {fix}")
+    if production and urlsplit(base_url).scheme != "https":
+        return (f"POPUP_BASE_URL is {base_url}, plain http: https publisher pages block the popup's "
+                f"requests (mixed content). {fix}")
+    return None

@@ -6,7 +6,7 @@ from popup_mgr import create_app, users
 from popup_mgr import db as database
 from popup_mgr.extensions import limiter
 from popup_mgr.ingest import state as ingest
-from tests.helpers import ADMIN_PASSWORD, RENDERED_TEMPLATES, TEST_SECRET
+from tests.helpers import ADMIN_PASSWORD, RENDERED_TEMPLATES, TEST_SECRET, log_in_session
 
 
 def _record_template(_sender, template, **_extra):
@@ -58,12 +58,12 @@ def admin_user(db):
 
 
 @pytest.fixture
-def admin_client(app, admin_user):
-    """A test client with an admin session (flask-login's session keys set directly)."""
+def admin_client(app, db, admin_user):
+    """A test client with an admin session (a server-side session row and the cookie's keys set
+    directly, as a login would)."""
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = str(admin_user)
-        session["_fresh"] = True
+        log_in_session(db, session, admin_user)
     return client
 
 

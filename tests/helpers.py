@@ -170,6 +170,15 @@ def flask_alone(app):
         holder.wsgi_app = fast
 
 
+def log_in_session(db, session, user_id):
+    """Make session (a test client's session_transaction) a logged-in admin session, with the
+    server-side session row a real login creates."""
+    from popup_mgr import users
+    session["sid"] = users.start_session(db, user_id, "127.0.0.0/24", "test client")
+    session["_user_id"] = str(user_id)
+    session["_fresh"] = True
+
+
 def csrf_token(client, path="/"):
     """A CSRF token for client's session, read from a rendered admin page's htmx headers."""
     html = client.get(path).get_data(as_text=True)

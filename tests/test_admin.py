@@ -31,7 +31,7 @@ def form_post(client, path, token, data, htmx=False):
 
 def audit_actions(db):
     return [(r["actor"], r["action"], json.loads(r["changes"])) for r in
-            db.execute("SELECT actor, action, changes FROM audit_log ORDER BY id")]
+            db.execute("SELECT actor, action, changes FROM audit_log WHERE entity != 'user' ORDER BY id")]
 
 
 # --- campaigns table ------------------------------------------------------------------------------
@@ -120,7 +120,8 @@ def test_add_campaign_form_with_every_field(admin_client, db, token):
     assert response.status_code == 302 and response.headers["Location"].startswith("/admin/campaigns?saved=")
     [c] = campaigns.list_campaigns(db)
     assert c["tune_campaign_id"] == 777 and c["aff_id"] == 12 and c["description"] == "Two lines\nof text"
-    assert c["start_at"] == "2026-12-01T09:30:00Z" and c["end_at"] is None and c["properties"] == ["mff"]
+    # Entered in the business zone (New York), stored as UTC.
+    assert c["start_at"] == "2026-12-01T14:30:00Z" and c["end_at"] is None and c["properties"] == ["mff"]
     listing = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "is-highlight" in listing and "Campaign “Holiday” added." in listing
 
@@ -276,7 +277,8 @@ def test_rows_show_schedule_outside_the_window(app, admin_client, db):
     make(app, db, tune_campaign_id=1, name="Later", start_at="2999-01-01T00:00:00Z")
     make(app, db, tune_campaign_id=2, name="Over", start_at="2001-01-01T00:00:00Z", end_at="2002-01-01T00:00:00Z")
     body = admin_client.get("/admin/campaigns").get_data(as_text=True)
-    assert "Starts 2999-01-01 00:00 UTC" in body and "Ended 2002-01-01 00:00 UTC" in body
+    # Shown in the business zone (New York), labelled.
+    assert "Starts 2998-12-31 19:00 EST" in body and "Ended 2001-12-31 19:00 EST" in body
 
 
 def test_audit_filter_offers_entities_other_modules_log(admin_client, db):

@@ -413,3 +413,16 @@ def test_a_disabled_popup_shows_nothing_even_during_an_experiment(db, app, clien
     db.execute("UPDATE properties SET popup_enabled = 0 WHERE code = 'mff'")
     signals.notify_catalog_changed(app)
     assert all(offers(client, sid=sid) == [] for sid in sids(10))
+
+
+def test_the_arm_counts_within_the_propertys_offer_limit(db, app, client, two_campaigns):
+    from popup_mgr import signals
+    sample, gift = two_campaigns
+    others = [add_campaign(db, title=f"Outside {n}", priority=10, app=app) for n in range(3)]
+    experiment = start(db, app, [{"campaign_id": sample, "weight": 50}, {"campaign_id": gift, "weight": 50}])
+    db.execute("UPDATE properties SET max_offers = 2 WHERE code = 'mff'")
+    signals.notify_catalog_changed(app)
+    for sid in sids(30, seed=4):
+        ids = [o["id"] for o in offers(client, sid=sid)]
+        assert len(ids) == 2 and ids[0] == {"a": sample, "b": gift}[experiments.arm_for(experiment, sid)]
+        assert ids[1] in others

@@ -7,8 +7,13 @@ def test_health_ok_with_schema_version(app, client, db):
     assert codes == ["mff", "mmm", "mcad", "mmd"]            # init seeds the four properties
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "schema_version": database.latest_version(),
-                             "last_backup": None, "last_backup_age_s": None}
+    body = response.json
+    assert body["disk"]["free_bytes"] > 0 and body["wal"]["bytes"] >= 0
+    assert body | {"disk": None, "wal": None} == {
+        "status": "ok", "database": "ok", "schema_version": database.latest_version(),
+        "last_backup": None, "last_backup_age_s": None, "problems": [],
+        "wal": None, "disk": None, "writes": {"failed": 0, "window_s": 300}}
+    assert not body["disk"]["low"] and not body["wal"]["stuck"]
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 

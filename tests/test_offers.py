@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from popup_mgr import catalog, offers, timeutil
+from popup_mgr import catalog, offers, rotation, timeutil
 from popup_mgr.ingest import tokens
 from popup_mgr.signals import notify_catalog_changed
 from tests.helpers import add_campaign, set_property
@@ -143,18 +143,18 @@ def test_order_offers_is_priority_weighted():
     rng = random.Random(1234)
     pool = [{"id": 1, "priority": 1}, {"id": 2, "priority": 3}, {"id": 3, "priority": 6}]
     runs = 20000
-    firsts = Counter(offers.order_offers(pool, rng)[0]["id"] for _ in range(runs))
+    firsts = Counter(rotation.priority_order(pool, rng)[0]["id"] for _ in range(runs))
     # P(first) = priority / 10; with 20k draws the standard error is <= 0.0035, so ±0.02 is > 5 sigma.
     for offer in pool:
         assert abs(firsts[offer["id"]] / runs - offer["priority"] / 10) < 0.02
     # Every ordering is a permutation of the input: nothing dropped or duplicated.
-    assert sorted(o["id"] for o in offers.order_offers(pool, rng)) == [1, 2, 3]
+    assert sorted(o["id"] for o in rotation.priority_order(pool, rng)) == [1, 2, 3]
 
 
 def test_order_offers_equal_priority_is_uniform():
     rng = random.Random(7)
     pool = [{"id": i, "priority": 5} for i in range(4)]
-    firsts = Counter(offers.order_offers(pool, rng)[0]["id"] for _ in range(20000))
+    firsts = Counter(rotation.priority_order(pool, rng)[0]["id"] for _ in range(20000))
     assert all(abs(count / 20000 - 0.25) < 0.02 for count in firsts.values())
 
 

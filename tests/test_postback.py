@@ -7,7 +7,7 @@ import pytest
 
 from popup_mgr import create_app
 from popup_mgr.ingest import conversions
-from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, stats,
+from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, log_in_session, stats,
                               token_for)
 
 SECRET = "postback-test-secret"
@@ -162,7 +162,7 @@ def test_send_test_postback_goes_through_the_real_endpoint(admin_client, db, cli
     response = admin_client.post("/admin/settings/postback/test", headers={"X-CSRFToken": token, "HX-Request": "true"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.startswith('<section id="postback-panel"')
-    assert "answered <strong>200</strong>" in html and click_id in html
+    assert "a test conversion of $1.00 was recorded and will not count as revenue." in html and click_id in html
     row = db.execute("SELECT * FROM conversions").fetchone()
     assert row["is_test"] == 1 and row["click_id"] == click_id and row["campaign_id"] is not None
     assert stats(db)["revenue_cents"] == 0 and conversions.unattributed_conversions(db)[0] == 0
@@ -182,7 +182,7 @@ def test_rotate_from_the_admin_page(tmp_path):
     user_id = users.create_user(conn, "mike", "correct horse battery staple")
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = str(user_id), True
+        log_in_session(conn, session, user_id)
     old = conversions.postback_secret(app)
     response = client.post("/admin/settings/postback/rotate",
                            headers={"X-CSRFToken": csrf_token(client, "/admin/settings/postback")})

@@ -12,7 +12,7 @@ from popup_mgr import campaigns, create_app, users
 from popup_mgr import db as database
 from popup_mgr.web import http as web
 from popup_mgr.web import security
-from tests.helpers import ADMIN_PASSWORD, TEST_SECRET, csrf_token
+from tests.helpers import ADMIN_PASSWORD, TEST_SECRET, csrf_token, log_in_session
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # Reachable without logging in by design.
@@ -103,7 +103,7 @@ def test_get_routes_do_not_change_state(tmp_path, postback_secret):
                               "click_url": "https://t.example/aff_c?offer_id=1"}, "test")
     admin_client = app.test_client()
     with admin_client.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = str(admin), True
+        log_in_session(db, session, admin)
     before = snapshot(db)
     for _endpoint, _method, path in routes(app, {"GET"}):
         admin_client.get(path, headers={"HX-Request": "true"})

@@ -96,16 +96,21 @@ def resolve_offer(app, token_text, now_ms=None):
 def record_impression(app, beacon, visitor, now_ms=None):
     """Count one impression (once per event_id). Returns True when new, False for a replay.
     Returns only after the commit; raises EventError (4xx) or IngestUnavailable (503)."""
-    with _database_errors_as_unavailable():
+    with _database_errors_as_unavailable(app):
         offer = resolve_offer(app, beacon.token, now_ms)
         row = _event_row(app, offer, beacon, visitor, now_ms)
+    if offer.campaign.paused(row["ts"]):
+        # Tokens live 7 days: without this a deactivated, ended or held campaign would keep
+        # gaining impressions from old or replayed tokens. (A click on it still redirects and is
+        # stored flagged: the visitor is real and must reach the offer.)
+        raise EventError("campaign not active")
     return state.of(app).writer.submit(("impression", row))
 
 
 def record_click(app, beacon, visitor, now_ms=None):
     """Count one click (once per event_id) and return its ClickResult; the same click id and
     destination come back for a replayed event_id."""
-    with _database_errors_as_unavailable():
+    with _database_errors_as_unavailable(app):
         offer = resolve_offer(app, beacon.token, now_ms)
         row = _event_row(app, offer, beacon, visitor, now_ms)
     row["click_id"] = new_click_id()
@@ -125,18 +130,19 @@ def record_click(app, beacon, visitor, now_ms=None):
 
 def uncounted_click_url(app, token_text):
     """Destination for HEAD and prefetch requests: same link, a fresh click id, nothing stored."""
-    with _database_errors_as_unavailable():
+    with _database_errors_as_unavailable(app):
         offer = resolve_offer(app, token_text)
     return click_target_url(offer.campaign, new_click_id(), offer.token.property_code)
 
 
 @contextlib.contextmanager
-def _database_errors_as_unavailable():
+def _database_errors_as_unavailable(app):
     """Catalog reloads and new daily salts read the database; a locked or broken database is a
-    503 (retry later), never a 500."""
+    503 (retry later), never a 500, and counts as a refused write in /api/health."""
     try:
         yield
     except sqlite3.Error as exc:
+        state.of(app).failures.record()
         raise IngestUnavailable(f"database unavailable ({type(exc).__name__})") from None
 
 

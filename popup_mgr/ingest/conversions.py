@@ -9,6 +9,7 @@ the exact difference a conversion makes under rollups.counts(), the one counting
 import hmac
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 
 from popup_mgr import db as database
@@ -66,6 +67,9 @@ def parse_postback(params):
     click_id = _single_postback_id(params, "click_id")
     transaction_id = _single_postback_id(params, "transaction_id")
     payout_text = _single(params, "payout", required=True)
+    if payout_text != payout_text.strip():
+        # Tune sends the macro's value as is: spaces or a line break mean a broken URL template.
+        raise EventError("payout must be a plain decimal without spaces or line breaks")
     try:
         payout_cents = money.parse_cents(payout_text)
     except money.MoneyError as exc:
@@ -111,6 +115,8 @@ def record_conversion(app, postback, now_ms=None):
     except EventError:
         raise
     except Exception as exc:
+        from popup_mgr.ingest import state      # state imports this module
+        state.of(app).failures.record()
         raise IngestUnavailable(f"could not store the conversion ({type(exc).__name__})") from None
 
 
@@ -180,10 +186,14 @@ def postback_secret(app):
     writes nothing, so neither a GET nor a postback flood takes the write lock)."""
     if app.config.get("POSTBACK_SECRET"):
         return app.config["POSTBACK_SECRET"]
-    with database.connection(app.config["DATABASE"]) as db:
-        row = db.execute("/* conversions.postback_secret */ SELECT value FROM settings WHERE key = ?",
-                         (POSTBACK_SECRET_SETTING,)).fetchone()
-    return row["value"] if row else ensure_postback_secret(app.config)
+    try:
+        with database.connection(app.config["DATABASE"]) as db:
+            row = db.execute("/* conversions.postback_secret */ SELECT value FROM settings WHERE key = ?",
+                             (POSTBACK_SECRET_SETTING,)).fetchone()
+        return row["value"] if row else ensure_postback_secret(app.config)
+    except sqlite3.Error as exc:
+        # Storage, not the caller, is at fault: 503, and the network retries the postback.
+        raise IngestUnavailable(f"cannot read the postback secret ({type(exc).__name__})") from None
 
 
 def ensure_postback_secret(config):
@@ -214,18 +224,32 @@ def _new_secret():
     return secrets.token_urlsafe(24)
 
 
-def unattributed_conversions(db, limit=50):
-    """(count, latest rows) of real conversions whose click id we do not know."""
-    count = db.execute("/* conversions.unattributed_conversions */ SELECT count(*) FROM conversions"
-                       " WHERE campaign_id IS NULL AND is_test = 0").fetchone()[0]
-    rows = db.execute("/* conversions.unattributed_conversions */ SELECT transaction_id, click_id, ts,"
-                      " payout_cents, status FROM conversions WHERE campaign_id IS NULL AND is_test = 0"
-                      " ORDER BY ts DESC, id DESC LIMIT ?", (limit,)).fetchall()
+def unattributed_conversions(db, limit=50, offset=0, search=None, status=None):
+    """(count, rows) of real conversions whose click id we do not know, newest first: the count
+    of all that match, and one page of them. search matches part of the transaction or click id;
+    status is one of STATUSES."""
+    where, params = "campaign_id IS NULL AND is_test = 0", {"limit": limit, "offset": offset}
+    if search:
+        where += (" AND (transaction_id LIKE :like ESCAPE '\\' OR click_id LIKE :like ESCAPE '\\')")
+        params["like"] = "%" + re.sub(r"([\\%_])", r"\\\1", search.strip()) + "%"
+    if status in STATUSES:
+        where += " AND status = :status"
+        params["status"] = status
+    count = db.execute(f"/* conversions.unattributed_conversions */ SELECT count(*) FROM conversions"
+                       f" WHERE {where}", params).fetchone()[0]
+    rows = db.execute(f"/* conversions.unattributed_conversions */ SELECT transaction_id, click_id, ts,"
+                      f" payout_cents, status FROM conversions WHERE {where}"
+                      " ORDER BY ts DESC, id DESC LIMIT :limit OFFSET :offset", params).fetchall()
     return count, [dict(row) for row in rows]
 
 
-def latest_click_id(db):
-    """The newest human click's id (a realistic target for a test postback), or None."""
-    row = db.execute("/* conversions.latest_click_id */ SELECT click_id FROM clicks WHERE is_bot = 0"
-                     " ORDER BY id DESC LIMIT 1").fetchone()
+def latest_click_id(db, campaign_id=None):
+    """The newest human click's id (a realistic target for a test postback), of one campaign when
+    campaign_id is given; None when there is none."""
+    if campaign_id is None:
+        row = db.execute("/* conversions.latest_click_id */ SELECT click_id FROM clicks WHERE is_bot = 0"
+                         " ORDER BY id DESC LIMIT 1").fetchone()
+    else:
+        row = db.execute("/* conversions.latest_click_id */ SELECT click_id FROM clicks WHERE is_bot = 0"
+                         " AND campaign_id = ? ORDER BY id DESC LIMIT 1", (campaign_id,)).fetchone()
     return row["click_id"] if row else None

@@ -14,6 +14,8 @@ class IngestState:
     def __init__(self, config):
         self.business_tz = config["BUSINESS_TZ"]
         self.writer = GroupCommitWriter(config["DATABASE"])
+        # Every refused write of the ingest path (beacons, clicks, postbacks), for /api/health.
+        self.failures = self.writer.failures
         self.hasher = privacy.VisitorHasher(config["DATABASE"])
 
 

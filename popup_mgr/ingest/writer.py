@@ -15,6 +15,7 @@ import threading
 import time
 
 from popup_mgr import db as database
+from popup_mgr import storage
 from popup_mgr.ingest.errors import IngestUnavailable
 
 WRITE_TIMEOUT_S = 10.0                   # a request waits this long for its batch's commit
@@ -114,6 +115,8 @@ class GroupCommitWriter:
         self._stopping = False
         # on_batch(size, commit_seconds) after every group commit (the app's metrics).
         self.on_batch = None
+        # Events refused (not committed in time, or failed): /api/health reports them.
+        self.failures = storage.RecentFailures()
 
     def queue_depth(self):
         """Events waiting for the next group commit."""
@@ -129,8 +132,10 @@ class GroupCommitWriter:
         if not pending.wait(self.timeout_s):
             # Answered 503: the client retries with the same event_id, which counts once even if
             # this event is committed after all.
+            self.failures.record()
             raise IngestUnavailable("timed out waiting for the database")
         if pending.error is not None:
+            self.failures.record()
             raise pending.error
         return pending.result
 
@@ -156,7 +161,18 @@ class GroupCommitWriter:
                 if batch:
                     self._commit(db, batch)
                 if stop:
+                    self._checkpoint(db)
                     return
+
+    @staticmethod
+    def _checkpoint(db):
+        """Leaving after an idle spell (or at stop): fold the WAL into the database and truncate
+        it, unless someone is reading or writing (then it returns at once; the next idle spell
+        tries again). Between such spells SQLite's automatic checkpoints keep the WAL small."""
+        try:
+            database.checkpoint_without_waiting(db)
+        except Exception:
+            pass        # a checkpoint is housekeeping: never worth failing the writer for
 
     def _next_batch(self):
         """([pending...], stop): everything queued (up to MAX_BATCH), waiting for the first.

@@ -7,6 +7,7 @@
   var PROPERTY_COLOURS = ['#d6246e', '#1f5fbf', '#f29f05', '#1a8f4c', '#7a4cc2', '#5b6470'];
   var charts = {};
   var drawnFrom = null;
+  var partial = [];   // per point: still in progress (the current hour, today, this week/month)
   window.popupCharts = charts; // read by the browser tests
 
   function dollars(value) {
@@ -28,13 +29,25 @@
     return ctx.dataset.label + ': ' + (money ? dollars(value) : Number(value).toLocaleString('en-US'));
   }
 
+  function tooltipTitle(items) {
+    if (!items.length) return '';
+    return items[0].label + (partial[items[0].dataIndex] ? ' (so far)' : '');
+  }
+
+  // A point still in progress is drawn pale (bars) or reached by a dashed line: a partial hour
+  // or day must not read as a fall.
+  function paleIfPartial(colour, pale) {
+    return partial.map(function (p) { return p ? pale : colour; });
+  }
+  var dashedToPartial = {borderDash: function (ctx) { return partial[ctx.p1DataIndex] ? [6, 4] : undefined; }};
+
   function make(id, config) {
     var canvas = document.querySelector('canvas[data-chart="' + id + '"]');
     if (!canvas) return;
     config.options = Object.assign({
       responsive: true, maintainAspectRatio: false, animation: false,
       interaction: {mode: 'index', intersect: false},
-      plugins: {legend: {position: 'bottom', labels: {boxWidth: 12}}, tooltip: {callbacks: {label: tooltipMoney}}}
+      plugins: {legend: {position: 'bottom', labels: {boxWidth: 12}}, tooltip: {callbacks: {label: tooltipMoney, title: tooltipTitle}}}
     }, config.options || {});
     charts[id] = new window.Chart(canvas, config);
   }
@@ -45,10 +58,12 @@
     drawnFrom = source;
     if (!source || !window.Chart) return;
     var data = JSON.parse(source.textContent);
+    partial = data.partial || [];
     make('chart-revenue', {
       data: {labels: data.labels, datasets: [
-        {type: 'bar', label: 'Revenue', data: data.revenue.map(Number), backgroundColor: BLUE, money: true, yAxisID: 'y', order: 2},
-        {type: 'line', label: 'RPM', data: data.rpm.map(Number), borderColor: PINK, backgroundColor: PINK,
+        {type: 'bar', label: 'Revenue', data: data.revenue.map(Number), backgroundColor: paleIfPartial(BLUE, 'rgba(31,95,191,.35)'),
+         money: true, yAxisID: 'y', order: 2},
+        {type: 'line', label: 'RPM', data: data.rpm.map(Number), borderColor: PINK, backgroundColor: PINK, segment: dashedToPartial,
          pointRadius: data.labels.length > 40 ? 0 : 2, cubicInterpolationMode: 'monotone', money: true, yAxisID: 'rpm', order: 1}
       ]},
       options: {scales: {x: {grid: {display: false}}, y: axis('Revenue (USD)', true),
@@ -58,9 +73,9 @@
       type: 'line',
       data: {labels: data.labels, datasets: [
         {label: 'Impressions', data: data.impressions, borderColor: BLUE, backgroundColor: 'rgba(31,95,191,.12)',
-         fill: true, pointRadius: 0, cubicInterpolationMode: 'monotone', yAxisID: 'y'},
+         fill: true, pointRadius: 0, cubicInterpolationMode: 'monotone', yAxisID: 'y', segment: dashedToPartial},
         {label: 'Clicks', data: data.clicks, borderColor: PINK, backgroundColor: PINK, pointRadius: 0,
-         cubicInterpolationMode: 'monotone', yAxisID: 'clicks'}
+         cubicInterpolationMode: 'monotone', yAxisID: 'clicks', segment: dashedToPartial}
       ]},
       options: {scales: {x: {grid: {display: false}}, y: axis('Impressions'), clicks: axis('Clicks', false, 'right')}}
     });
@@ -105,11 +120,16 @@
     if (split) toggleSplit(split);
   });
 
+  // Capture phase: this runs before htmx (listening on the form) collects the values, so the
+  // request for "Custom" carries the days on screen, and the other ranges carry no stale from/to.
   document.addEventListener('change', function (event) {
     if (!event.target.matches('select[data-range-select]')) return;
+    var isCustom = event.target.value === 'custom';
     var custom = event.target.form.querySelector('[data-custom-range]');
-    if (custom) custom.classList.toggle('an-hidden', event.target.value !== 'custom');
-  });
+    if (!custom) return;
+    custom.classList.toggle('an-hidden', !isCustom);
+    custom.querySelectorAll('input').forEach(function (input) { input.disabled = !isCustom; });
+  }, true);
 
   // Redraw whenever a swap brought new chart data (the source element is replaced with the body).
   document.addEventListener('htmx:afterSettle', function () {

@@ -1,16 +1,17 @@
-// Install page: copy the snippet. Playground: open the popup on demand, forget its memory, list
+// Install page: copy the snippet (Postback page: the URL). Playground: open the popup on demand, forget its memory, list
 // what the popup reports.
 (function () {
   'use strict';
   function say(text) {
     document.querySelectorAll('.embed-copy-status').forEach(function (el) { el.textContent = text; });
   }
-  document.querySelectorAll('[data-copy-target]').forEach(function (button) {
-    button.addEventListener('click', function () {
-      var text = document.getElementById(button.getAttribute('data-copy-target')).textContent;
-      navigator.clipboard.writeText(text).then(function () { say('Copied.'); },
-        function () { say('Copy failed: select the snippet and copy it by hand.'); });
-    });
+  // Delegated: the Postback page's panel (and its Copy button) is replaced by htmx after a test.
+  document.addEventListener('click', function (event) {
+    var button = event.target.closest('[data-copy-target]');
+    if (!button) return;
+    var text = document.getElementById(button.getAttribute('data-copy-target')).textContent;
+    navigator.clipboard.writeText(text).then(function () { say('Copied.'); },
+      function () { say('Copy failed: select the text and copy it by hand.'); });
   });
   var show = document.getElementById('embed-show');
   if (show) show.addEventListener('click', function () {

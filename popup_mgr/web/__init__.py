@@ -7,12 +7,14 @@ route registered before it is installed."""
 from flask import request
 
 from popup_mgr.extensions import limiter
-from popup_mgr.web import (admin, alerts_pages, analytics, api_campaigns, api_tune, auth, beacons, fastpath,
-                           health, http, operations_pages, postback, public, security, setup_pages, tune_pages)
+from popup_mgr.web import (accounts, admin, alerts_pages, analytics, api_campaigns, api_properties, api_tune,
+                           auth, beacons, fastpath, health, http, operations_pages, postback, public, security,
+                           setup_pages, tune_pages)
 from popup_mgr.web import api_experiments, experiments_pages
 
-BLUEPRINTS = (health, auth, admin, api_campaigns, public, setup_pages, analytics, beacons, postback,
-              tune_pages, api_tune, operations_pages, alerts_pages, api_experiments, experiments_pages)
+BLUEPRINTS = (health, auth, admin, api_campaigns, api_properties, public, setup_pages, analytics, beacons,
+              postback, tune_pages, api_tune, operations_pages, alerts_pages, accounts, api_experiments,
+              experiments_pages)
 
 
 def register(app):

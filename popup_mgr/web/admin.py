@@ -9,7 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, make_response, redirect
                    request, url_for)
 from flask_login import current_user
 
-from popup_mgr import audit, timeutil
+from popup_mgr import audit, reports, rotation, timeutil
 from popup_mgr import campaigns as campaign_store
 from popup_mgr import properties as property_store
 from popup_mgr.web.auth import current_actor, safe_next
@@ -70,7 +70,16 @@ def campaigns():
                                          property_code=filters["property"] or None)
     return render_page_or_fragment("campaigns.html", "_campaign_rows.html", campaigns=rows,
                                    filters=filters, property_codes=property_store.codes(db),
-                                   highlight=request.args.get("saved", type=int))
+                                   highlight=request.args.get("saved", type=int),
+                                   **_recent_performance())
+
+
+def _recent_performance():
+    """The list's "last 7 days" figures per campaign (every row, fragment or page, shows them)."""
+    return {"recent": reports.recent_by_campaign(get_db(), current_app.config["BUSINESS_TZ"],
+                                                 timeutil.now_ms()),
+            "recent_days": reports.RECENT_DAYS,
+            "min_impressions": reports.MIN_IMPRESSIONS_TO_JUDGE, "min_clicks": reports.MIN_CLICKS_TO_JUDGE}
 
 
 def _campaign_or_404(campaign_id):
@@ -80,12 +89,13 @@ def _campaign_or_404(campaign_id):
     return campaign
 
 
-def _row(campaign, template="_campaign_row.html", errors=None):
-    """A table row fragment for htmx; a plain browser goes back to the table instead."""
+def _row(campaign, template="_campaign_row.html", errors=None, saved=False):
+    """A table row fragment for htmx; a plain browser goes back to the table instead. saved: the
+    row was just written, and says so."""
     if not is_htmx():
         return redirect(url_for("admin.campaigns"))
-    return render_template(template, c=campaign, errors=errors or {},
-                           property_codes=property_store.codes(get_db()))
+    return render_template(template, c=campaign, errors=errors or {}, saved=saved,
+                           property_codes=property_store.codes(get_db()), **_recent_performance())
 
 
 @bp.get("/admin/campaigns/<int:campaign_id>/row")
@@ -115,7 +125,7 @@ def campaign_toggle(campaign_id):
         campaign = campaign_store.set_active(get_db(), campaign_id, active == "1", current_actor())
     except campaign_store.CampaignInvalid as exc:   # e.g. a schedule that no longer validates
         return _row(campaign, errors=exc.errors)
-    return _row(campaign)
+    return _row(campaign, saved=True)
 
 
 @bp.post("/admin/campaigns/<int:campaign_id>/priority")
@@ -131,7 +141,7 @@ def _save_row(campaign, data, error_template):
         # htmx swaps only 2xx answers: the row comes back with its errors shown.
         return _row({**campaign, **data},
                     error_template, errors=exc.errors)
-    return _row(campaign)
+    return _row(campaign, saved=True)
 
 
 # --- add / edit form ------------------------------------------------------------------------------
@@ -152,13 +162,20 @@ def campaign_new():
 
 @bp.post("/admin/campaigns/new")
 def campaign_create():
-    data = campaign_store.from_form(request.form)
+    data = campaign_store.from_form(request.form, tz=current_app.config["BUSINESS_TZ"])
     try:
         created = campaign_store.create(get_db(), data, current_actor())
     except campaign_store.CampaignInvalid as exc:
         return _form_page(dict(campaign_store.DEFAULTS, **data), exc.errors, 422)
     flash(f"Campaign “{created['name']}” added.", "success")
+    _flash_payout_warning(created)
     return redirect(url_for("admin.campaigns", saved=created["id"]))
+
+
+def _flash_payout_warning(campaign):
+    warning = campaign_store.payout_warning(campaign)
+    if warning:
+        flash(warning, "warning")
 
 
 @bp.get("/admin/campaigns/<int:campaign_id>/edit")
@@ -169,21 +186,38 @@ def campaign_edit(campaign_id):
 @bp.post("/admin/campaigns/<int:campaign_id>/edit")
 def campaign_update(campaign_id):
     campaign = _campaign_or_404(campaign_id)
-    data = campaign_store.from_form(request.form)
+    data = campaign_store.from_form(request.form, tz=current_app.config["BUSINESS_TZ"])
     try:
         saved = campaign_store.update(get_db(), campaign_id, data, current_actor())
     except campaign_store.CampaignInvalid as exc:
         return _form_page({**campaign, **data}, exc.errors, 422, campaign_id=campaign_id)
     flash(f"Campaign “{saved['name']}” saved.", "success")
+    _flash_payout_warning(saved)
     return redirect(url_for("admin.campaigns", saved=campaign_id))
 
 
 # --- properties -----------------------------------------------------------------------------------
 
+@bp.app_template_filter("delay_seconds")
+def delay_seconds(value):
+    """A property's delay as the page shows it (seconds); what was typed when it was refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return property_store.ms_to_seconds(value)
+    return value
+
+
+def _rotation_context(codes=None):
+    """What each property's Rotation section shows: the modes, and who comes first now."""
+    app = current_app._get_current_object()
+    rows = rotation.summaries(app) if codes is None else {code: rotation.summary(app, code) for code in codes}
+    return {"rotation_modes": rotation.MODE_HELP, "rotation_rows": rows, "max_offers_limit": property_store.MAX_OFFERS}
+
+
 @bp.get("/admin/properties")
 def properties():
     return render_template("properties.html", properties=property_store.list_properties(get_db()),
-                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES)
+                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES,
+                           **_rotation_context())
 
 
 @bp.post("/admin/properties/<code>")
@@ -208,9 +242,10 @@ def property_update(code):
         shown = [prop if other["code"] == code else other for other in property_store.list_properties(db)]
         return render_template("properties.html", properties=shown, errors=errors, error_code=code,
                                placements=property_store.PLACEMENTS,
-                               frequencies=property_store.FREQUENCIES), 422
+                               frequencies=property_store.FREQUENCIES, **_rotation_context()), 422
     return render_template("_property_form.html", p=prop, errors=errors, saved=saved,
-                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES)
+                           placements=property_store.PLACEMENTS, frequencies=property_store.FREQUENCIES,
+                           **_rotation_context([code]))
 
 
 # --- audit log ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import io
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_login import login_required
 
+from popup_mgr import campaigns as campaign_store
 from popup_mgr import pdf_report, reports, timeutil, tune_jobs
 from popup_mgr.web.auth import api_auth_required
 from popup_mgr.db import get_db
@@ -139,8 +140,10 @@ def campaign(campaign_id):
     if error:
         abort(400, error)
     data = reports.dashboard(get_db(), scope, _tz(), timeutil.now_ms())
+    details = campaign_store.get(get_db(), campaign_id)
+    data["properties"] = reports.properties_run_on(data["properties"], details["properties"])
     return render_page_or_fragment(
-        "analytics/campaign.html", "analytics/_campaign.html", campaign=found, data=data,
+        "analytics/campaign.html", "analytics/_campaign.html", campaign=found, details=details, data=data,
         preset=preset, presets=reports.PRESETS, filters=_filters(scope, preset),
         property_choices=reports.properties(get_db()), today=_today())
 
@@ -154,7 +157,7 @@ def _live_context():
         slot["label"] = dt.datetime.fromtimestamp(slot["minute_ms"] / 1000, zone).strftime("%H:%M")
     peak = max([1] + [max(s["impressions"], s["clicks"]) for s in data["minutes"]])
     return {"live": data, "peak": peak, "refresh": LIVE_REFRESH_SECONDS,
-            "updated": dt.datetime.now(zone).strftime("%H:%M:%S")}
+            "updated": dt.datetime.now(zone).strftime("%H:%M:%S %Z")}
 
 
 @bp.get("/admin/live")

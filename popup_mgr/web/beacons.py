@@ -6,9 +6,10 @@ both use it, so there is one behaviour. HTTP only: parse, call ingest.beacons, a
 """
 import json
 import logging
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, current_app, render_template, request
+from werkzeug.routing import BaseConverter
 
 from popup_mgr import metrics, netaddr, urls
 from popup_mgr.extensions import client_address
@@ -24,8 +25,16 @@ NO_STORE = ("Cache-Control", "no-store")
 BEACON_PATHS = {"/api/impression": "impression", "/api/click": "click"}
 
 
-def beacon_answer(app, kind, content_length, stream, visitor):
+# What a beacon body may be sent as: sendBeacon's text/plain (no CORS preflight), JSON, or no
+# type at all (older clients). A form's urlencoded or multipart body is no beacon: 415.
+BEACON_CONTENT_TYPES = ("text/plain", "application/json", "")
+
+
+def beacon_answer(app, kind, content_length, stream, visitor, content_type=""):
     """Answer for POST /api/impression or /api/click: 204 / 200 only after the commit."""
+    if (content_type or "").split(";", 1)[0].strip().lower() not in BEACON_CONTENT_TYPES:
+        metrics.metrics_for(app).event(kind, "rejected")
+        return fastpath.error_answer(415, "body must be text/plain or application/json")
     body = _read_limited(content_length, stream)
     if body is None:
         return fastpath.error_answer(413, "body too large")
@@ -76,7 +85,8 @@ def click_answer(app, token, event_ids, uncounted, visitor):
         # The visitor clicked: losing them costs more than losing one count. The network still
         # gets a click id (the queued one when there is one), and a conversion for a click id we
         # never stored is kept as unattributed.
-        log.warning("click not confirmed, redirecting anyway: %s", exc)
+        fastpath.throttled_log.warning(f"click not confirmed: {exc}",
+                                       "click not confirmed, redirecting anyway: %s", exc)
         if isinstance(exc, ClickNotConfirmed):
             return _redirect_answer(exc.redirect_url)
         try:
@@ -111,16 +121,31 @@ def is_prefetch(headers):
 
 @bp.post("/api/impression")
 def impression():
-    return fastpath.flask_response(beacon_answer(current_app, "impression", request.content_length, request.stream, _visitor()))
+    return fastpath.flask_response(beacon_answer(current_app, "impression", request.content_length, request.stream, _visitor(),
+                                                 request.headers.get("Content-Type", "")))
 
 
 @bp.post("/api/click")
 def click():
-    return fastpath.flask_response(beacon_answer(current_app, "click", request.content_length, request.stream, _visitor()))
+    return fastpath.flask_response(beacon_answer(current_app, "click", request.content_length, request.stream, _visitor(),
+                                                 request.headers.get("Content-Type", "")))
 
 
-# path: + merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
-@bp.route("/c/<path:token>", methods=["GET", "HEAD"], merge_slashes=False)
+class AnyTextConverter(BaseConverter):
+    """Any text, also empty, starting with "/" or holding line breaks (Werkzeug's path converter
+    refuses those): every /c/ link that is not a valid token gets the bad-link page, never a 404."""
+    regex = r"[\s\S]*"
+    part_isolating = False
+
+
+@bp.record_once
+def _add_converter(state):
+    state.app.url_map.converters["any_text"] = AnyTextConverter
+
+
+# merge_slashes=False so that no token (e.g. "//host") ever gets a normalising redirect.
+@bp.route("/c/", defaults={"token": ""}, methods=["GET", "HEAD"], merge_slashes=False)
+@bp.route("/c/<any_text:token>", methods=["GET", "HEAD"], merge_slashes=False)
 def click_redirect(token):
     uncounted = request.method == "HEAD" or is_prefetch(request.headers)
     answer = click_answer(current_app, token, request.args.getlist("e"), uncounted, _visitor())
@@ -130,7 +155,11 @@ def click_redirect(token):
 
 
 def bad_link_page(reason):
-    response = current_app.make_response((render_template("bad_link.html", reason=reason), 400))
+    """The visitor's page for a link we cannot follow: plain, styled, and pointing back to the
+    site they came from (the Referer, usually the publisher's page) when the browser sent one."""
+    back = request.referrer if urls.is_http_url(request.referrer or "") else None
+    response = current_app.make_response((render_template(
+        "bad_link.html", reason=reason, back=back, back_host=urlsplit(back).hostname if back else ""), 400))
     response.headers["X-Popup-Reason"] = reason
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -146,7 +175,7 @@ def _fast_beacon(app, environ, _rest):
     except ValueError:
         return fastpath.error_answer(400, "bad Content-Length")
     return beacon_answer(app, BEACON_PATHS[environ["PATH_INFO"]], None if content_length < 0 else content_length,
-                         environ["wsgi.input"], _environ_visitor(app, environ))
+                         environ["wsgi.input"], _environ_visitor(app, environ), environ.get("CONTENT_TYPE", ""))
 
 
 def _fast_click(app, environ, token):

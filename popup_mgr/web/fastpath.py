@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from popup_mgr import storage
 from popup_mgr.web import http
 
 log = logging.getLogger(__name__)
 
 STATUS_LINES = {200: "200 OK", 204: "204 No Content", 302: "302 Found", 400: "400 Bad Request",
                 404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Content Too Large",
-                503: "503 Service Unavailable"}
+                415: "415 Unsupported Media Type", 503: "503 Service Unavailable"}
 # Added to every fast answer, as http.add_cors_headers and security.add_security_headers do on
 # Flask's answers for the public paths.
 COMMON_HEADERS = (*http.CORS_HEADERS, ("X-Content-Type-Options", "nosniff"))
@@ -104,8 +105,12 @@ def error_answer(status, error, reason=None, extra=()):
                            ("X-Popup-Reason", reason or error), *extra], http.error_body(error))
 
 
+# A full disk refuses every event: one warning per reason a minute, with the count held back.
+throttled_log = storage.ThrottledLog(log)
+
+
 def unavailable_answer(exc):
-    log.warning("event not stored: %s", exc)
+    throttled_log.warning(f"event not stored: {exc}", "event not stored: %s", exc)
     return error_answer(503, "temporarily unavailable, retry", reason="unavailable", extra=[("Retry-After", "1")])
 
 

@@ -5,7 +5,7 @@ import json
 from flask import current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from popup_mgr import netaddr
+from popup_mgr import netaddr, timeutil
 
 # Paths called cross-origin from publisher pages or by the network. Everything else is admin or
 # authenticated API and gets no CORS headers at all.
@@ -27,6 +27,8 @@ NAV = (
     ("alerts.index", "Alerts"),
     ("operations.jobs", "Jobs"),
     ("admin.audit", "Audit log"),
+    ("accounts.users_page", "Users"),
+    ("accounts.tokens", "API tokens"),
 )
 
 
@@ -86,14 +88,48 @@ def nav_items():
     return [(endpoint, label) for endpoint, label in NAV if endpoint in current_app.view_functions]
 
 
+def register_clock(app):
+    """The admin's one clock: every time a page shows or a form takes is in the business zone
+    (POPUP_TZ) and says so; storage stays UTC. Templates use `value|local_time`,
+    `value|local_input` (datetime-local fields) and `business_zone` ('EST')."""
+    def zone():
+        return current_app.config["BUSINESS_TZ"]
+
+    app.add_template_filter(lambda value, seconds=False: timeutil.local_text(value, zone(), seconds),
+                            "local_time")
+    app.add_template_filter(lambda value: timeutil.local_input_value(value, zone()), "local_input")
+    app.context_processor(lambda: {"business_zone": timeutil.zone_abbreviation(zone()),
+                                   "business_tz": zone()})
+
+
+# What a person reads on an admin error page; other codes use Werkzeug's name and description.
+ERROR_PAGES = {
+    404: ("Page not found", "There is nothing at this address. The campaign or page may have been"
+                            " deleted, or the link was mistyped."),
+    405: ("Not here", "This address does not take that kind of request."),
+}
+
+
+def error_page(exc):
+    """An admin-styled error page with a way back, instead of the framework's bare text."""
+    title, message = ERROR_PAGES.get(exc.code, (exc.name, exc.description or ""))
+    referrer = request.referrer or ""
+    back = referrer if referrer.startswith(request.host_url) and referrer != request.url else None
+    return render_template("error.html", code=exc.code, title=title, message=message, back=back), exc.code
+
+
 def register(app):
     netaddr.check_settings(app.config)
     app.after_request(add_cors_headers)
     app.context_processor(lambda: {"nav_items": nav_items()})
+    register_clock(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
         # JSON for API and public paths, so cross-origin callers can read the reason.
         if request.path.startswith("/api/") or is_public_path(request.path):
             return json_error(exc.code, exc.description or exc.name)
-        return exc
+        # An exception that carries its own answer (the login throttle's 429) keeps it.
+        if exc.code is None or exc.code < 400 or exc.response is not None or is_htmx():
+            return exc
+        return error_page(exc)

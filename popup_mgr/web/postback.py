@@ -1,5 +1,7 @@
 """Blueprint "postback": GET or POST /api/postback, called by the network for each conversion.
 HTTP only: check the caller, parse, call ingest.conversions, answer."""
+from urllib.parse import parse_qsl
+
 from flask import Blueprint, current_app, jsonify, request
 
 from popup_mgr import metrics, netaddr
@@ -22,6 +24,12 @@ def postback():
     except PostbackRejected as exc:
         events.event("conversion", "rejected")
         return fastpath.flask_response(fastpath.error_answer(403, str(exc)))
+    except IngestUnavailable as exc:
+        events.event("conversion", "unavailable")
+        return fastpath.flask_response(fastpath.unavailable_answer(exc))
+    if not _query_is_utf8(request.query_string):
+        events.event("conversion", "rejected")
+        return fastpath.flask_response(fastpath.error_answer(400, "parameters must be percent-encoded UTF-8"))
     try:
         result = conversions.record_conversion(current_app, conversions.parse_postback(params))
     except EventError as exc:
@@ -42,3 +50,13 @@ def _check_caller(params):
     if allowed and not netaddr.ip_in(client_address(), allowed):
         raise PostbackRejected("caller IP not allowed")
     conversions.check_postback_secret(current_app, params)
+
+
+def _query_is_utf8(raw):
+    """False when a percent escape decodes to bytes that are not UTF-8 (e.g. "%FF"): Werkzeug
+    would keep those as the literal text "%FF", indistinguishable from a real "%25FF"."""
+    try:
+        parse_qsl(raw.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True

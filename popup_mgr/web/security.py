@@ -6,11 +6,12 @@ postback) are called from publisher pages and keep the headers their own modules
 nosniff is added there, which is right for every response.
 """
 from flask import current_app, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from popup_mgr.extensions import csrf
 from popup_mgr.web import http
-from popup_mgr.web.auth import bearer_token
+from popup_mgr.web import auth
 
 # img-src allows any http(s) host: the campaign form's live preview shows offer images from the
 # network's CDNs. No 'unsafe-inline' or 'unsafe-eval' anywhere: page scripts are static files.
@@ -58,17 +59,25 @@ def csrf_failed(exc):
     return render_template("csrf_error.html", reason=exc.description), 400
 
 
-MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MUTATING_METHODS = auth.MUTATING_METHODS
 
 
 def protect_from_csrf():
     """Every admin write carries the session's CSRF token (a form field, or htmx's header).
-    Public beacons and bearer-token API calls carry no cookies, so they are not asked for one."""
+    Public beacons and API-token calls carry no cookies, so they are not asked for one; a request
+    with an Authorization header is authenticated by the token alone or refused (auth.py).
+    An API call without a session is answered 401 by its view, not 400 for the missing token."""
+    refused = auth.check_authorization_header()
+    if refused is not None:
+        return refused
     if request.method not in MUTATING_METHODS or http.is_public_path(request.path):
-        return
-    if bearer_token() is not None:
-        return
+        return None
+    if auth.token_authenticated():
+        return None
+    if request.path.startswith("/api/") and not current_user.is_authenticated:
+        return None
     csrf.protect()
+    return None
 
 
 def register(app):

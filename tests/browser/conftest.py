@@ -82,11 +82,12 @@ def admin_session_cookie(server):
     try:
         row = db.execute("SELECT id FROM users WHERE username = ?", (ADMIN[0],)).fetchone()
         user_id = row["id"] if row else users.create_user(db, *ADMIN)
+        sid = users.start_session(db, user_id, "127.0.0.0/24", "browser test")
     finally:
         db.close()
     app = server.app
     value = app.session_interface.get_signing_serializer(app).dumps(
-        {"_user_id": str(user_id), "_fresh": True})
+        {"_user_id": str(user_id), "_fresh": True, "sid": sid})
     return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": server.url}
 
 

@@ -1,8 +1,10 @@
 """Mike's campaign workflow in a real Chromium against the real server: log in through the form,
 add a campaign by pasting Tune's link and pixel, watch the live preview, save, edit inline with
 htmx, pause, then read the result back through the JSON API."""
+import datetime as dt
 import json
 import os
+import random
 import shutil
 import time
 import urllib.request
@@ -11,7 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from popup_mgr import campaigns, users
+from popup_mgr import campaigns, timeutil, users
+from popup_mgr import db as database
 from tests.browser.conftest import ADMIN
 
 TUNE_LINK = "https://mode.go2cloud.org/aff_c?offer_id=123&aff_id=456&aff_sub=popup"
@@ -124,6 +127,21 @@ SAMPLE = [
 ]
 
 
+def add_recent_traffic(db, campaign_id, seed):
+    """A week of daily figures, so the list's "last 7 days" column has something to show."""
+    rng = random.Random(seed)
+    today = dt.date.fromisoformat(timeutil.today("America/New_York"))
+    with database.transaction(db):
+        for back in range(7):
+            impressions = rng.randint(300, 900)
+            clicks = rng.randint(impressions // 40, impressions // 12)
+            conversions = rng.randint(0, clicks // 4)
+            db.execute("INSERT INTO daily_stats (day, property_id, campaign_id, placement, impressions, clicks,"
+                       " conversions, revenue_cents) VALUES (?, 1, ?, 'thankyou', ?, ?, ?, ?)",
+                       ((today - dt.timedelta(days=back)).isoformat(), campaign_id, impressions, clicks,
+                        conversions, conversions * 250))
+
+
 def test_campaigns_page_screenshot(admin_page, live_server, tmp_path):
     """The README's picture of the campaigns page. Rendered on every run; written to docs/ with
     POPUP_UPDATE_SCREENSHOTS=1."""
@@ -136,6 +154,7 @@ def test_campaigns_page_screenshot(admin_page, live_server, tmp_path):
                                  "mike")
             if not active:
                 campaigns.set_active(db, c["id"], False, "mike")
+            add_recent_traffic(db, c["id"], tune_id)
     db.close()
     admin_page.set_viewport_size({"width": 1280, "height": 620})
     admin_page.goto(live_server.url + "/admin/campaigns")

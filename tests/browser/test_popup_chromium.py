@@ -425,7 +425,7 @@ def test_phone_widths_fit_without_overflow(chromium, publisher, popup_app, width
     for tune_id in range(101, 101 + offers):
         popup_app.campaign(tune_id, title="A rather long offer title that has to wrap on a small phone",
                            description="Supercalifragilisticexpialidocious-without-any-spaces-at-all " * 3)
-    popup_app.property("mff", delay_ms=0)
+    popup_app.property("mff", delay_ms=0, max_offers=offers)     # every offer in the carousel
     context = chromium.new_context(viewport={"width": width, "height": 640}, user_agent=DESKTOP_UA,
                                    is_mobile=True, has_touch=True, device_scale_factor=2)
     route_offer_assets(context)
