@@ -4,7 +4,7 @@ import pytest
 from popup_mgr import config as settings
 from popup_mgr import create_app, urls
 from popup_mgr.ingest import state as ingest
-from tests.helpers import TEST_SECRET
+from tests.helpers import TEST_SECRET, log_in_session
 
 PAGES = ("/admin/install", "/admin/settings/postback", "/admin/dashboard")
 
@@ -47,14 +47,13 @@ def _admin_client(tmp_path, **config):
     app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "popup.db"), "SECRET_KEY": TEST_SECRET,
                       "POSTBACK_SECRET": "postback-test-secret", **config})
     conn = database.connect(app.config["DATABASE"])
+    client = app.test_client()
     try:
         user_id = users.create_user(conn, "mike", "a-long-test-password-1")
+        with client.session_transaction() as session:
+            log_in_session(conn, session, user_id)
     finally:
         conn.close()
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
     return app, client
 
 

@@ -4,7 +4,7 @@ import re
 from urllib.parse import urlencode
 
 from popup_mgr.web import setup_pages
-from tests.helpers import BROWSER_UA, add_campaign, beacon_body, csrf_token, token_for
+from tests.helpers import BROWSER_UA, add_campaign, beacon_body, csrf_token, log_in_session, token_for
 
 SECRET = "postback-test-secret"
 HX = {"HX-Request": "true"}
@@ -95,10 +95,10 @@ def test_rotate_comes_after_the_test_and_the_list(tmp_path):
                       "POSTBACK_SECRET": None, "BASE_URL": "https://popup.example"})
     conn = database.connect(app.config["DATABASE"])
     user_id = users.create_user(conn, "mike", "correct horse battery staple")
-    conn.close()
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = str(user_id), True
+        log_in_session(conn, session, user_id)
+    conn.close()
     try:
         html = client.get("/admin/settings/postback").get_data(as_text=True)
         assert html.index("Send test postback") < html.index("Unattributed conversions") < html.index("Rotate secret")

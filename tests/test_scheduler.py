@@ -3,6 +3,7 @@ processes (lease rows), failures recorded without stopping anything, run_now and
 Driven by a fake clock with run_pending() in the test's thread, or by the real thread with
 explicit waits on run_now()'s event; never by sleeping for an interval."""
 import threading
+import time
 
 import pytest
 
@@ -119,6 +120,10 @@ def test_a_job_never_runs_twice_at_once_across_processes(db_path, db):
         assert release.wait(10)
         runs.append("end")
 
+    # It ran a minute ago, so it is not due: only the explicit requests below run it (otherwise
+    # the first scheduler's thread may start it on its own before run_now, and then run it again).
+    now_ms = int(time.time() * 1000)
+    sched.finish_run(db, sched.start_run(db, "sync", "earlier", now_ms - 60_000), now_ms - 59_000, "ok", "", "earlier")
     first = Scheduler(db_path, owner="p1")
     second = Scheduler(db_path, owner="p2")
     first.add("sync", 3600, slow_job)

@@ -59,11 +59,11 @@ def mounted(tmp_path):
 def test_a_full_disk(mounted):
     path = mounted / "popup.db"
     database.migrate(str(path))
-    with open(mounted / "filler", "wb") as filler:       # take every free byte
+    # Unbuffered, so the write that finds the disk full raises here and close() has nothing left.
+    with open(mounted / "filler", "wb", buffering=0) as filler:       # take every free byte
         try:
             while True:
                 filler.write(b"\0" * 65536)
-                filler.flush()
         except OSError:
             pass
     fill_attempt = serve(path)
