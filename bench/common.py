@@ -5,20 +5,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from popup_mgr import create_app, timeutil  # noqa: E402
-
-from popup_mgr.ingest import tokens
 from popup_mgr import db as database  # noqa: E402
+from popup_mgr.ingest import tokens  # noqa: E402
+from tests.helpers import BROWSER_UA, wait_until_up  # noqa: E402,F401  (shared with the tests)
 
 SECRET_KEY = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/131.0.0.0 Safari/537.36")
 POPUP_MGR = Path(sys.executable).with_name("popup-mgr")
 
 
@@ -55,19 +52,6 @@ def start_popup_mgr(db_path, port):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(f"http://127.0.0.1:{port}/api/health")
     return process
-
-
-def wait_until_up(url, timeout_s=30):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def count_rows(db_path, table):

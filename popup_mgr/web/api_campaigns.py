@@ -8,19 +8,9 @@ from flask import Blueprint, jsonify, request
 from popup_mgr import campaigns as campaign_store
 from popup_mgr.web.auth import api_auth_required, current_actor
 from popup_mgr.db import get_db
-from popup_mgr.web.http import json_error
+from popup_mgr.web.http import json_body, json_error
 
 bp = Blueprint("api_campaigns", __name__, url_prefix="/api")
-
-
-def _json_body():
-    """(data, error_response): the parsed JSON body, or a 400 when the body is not JSON."""
-    if not request.is_json:
-        return None, json_error(400, "send a JSON body with Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        return None, json_error(400, "the body is not valid JSON")
-    return data, None
 
 
 def _invalid(errors):
@@ -43,7 +33,7 @@ def list_campaigns():
 @bp.post("/campaigns")
 @api_auth_required
 def create_campaign():
-    data, error = _json_body()
+    data, error = json_body()
     if error:
         return error
     try:
@@ -68,7 +58,7 @@ def get_campaign(campaign_id):
 def update_campaign(campaign_id):
     if campaign_store.get(get_db(), campaign_id) is None:
         return _not_found(campaign_id)
-    data, error = _json_body()
+    data, error = json_body()
     if error:
         return error
     try:

@@ -9,19 +9,9 @@ from flask import Blueprint, jsonify, request
 from popup_mgr import experiments
 from popup_mgr.db import get_db
 from popup_mgr.web.auth import api_auth_required, current_actor
-from popup_mgr.web.http import json_error
+from popup_mgr.web.http import json_body, json_error
 
 bp = Blueprint("api_experiments", __name__, url_prefix="/api")
-
-
-def _json_body():
-    """(data, error_response): the parsed JSON body, or a 400 when the body is not JSON."""
-    if not request.is_json:
-        return None, json_error(400, "send a JSON body with Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        return None, json_error(400, "the body is not valid JSON")
-    return data, None
 
 
 def _invalid(errors):
@@ -43,7 +33,7 @@ def list_experiments():
 @bp.post("/experiments")
 @api_auth_required
 def create_experiment():
-    data, error = _json_body()
+    data, error = json_body()
     if error:
         return error
     try:
@@ -69,7 +59,7 @@ def stop_experiment(experiment_id):
     """Body optional: {"winner": "b"} applies arm b (see experiments.stop)."""
     data = {}
     if request.get_data():
-        data, error = _json_body()
+        data, error = json_body()
         if error:
             return error
     if not isinstance(data, dict) or set(data) - {"winner"}:

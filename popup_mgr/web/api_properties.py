@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, request
 from popup_mgr import properties as property_store
 from popup_mgr.db import get_db
 from popup_mgr.web.auth import api_auth_required, current_actor
-from popup_mgr.web.http import json_error
+from popup_mgr.web.http import json_body, json_error
 
 bp = Blueprint("api_properties", __name__, url_prefix="/api")
 
@@ -38,11 +38,9 @@ def get_property(code):
 def update_property(code):
     if property_store.get(get_db(), code) is None:
         return _not_found(code)
-    if not request.is_json:
-        return json_error(400, "send a JSON body with Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        return json_error(400, "the body is not valid JSON")
+    data, error = json_body()
+    if error:
+        return error
     try:
         return jsonify(property_store.api_json(property_store.update(get_db(), code, data, current_actor())))
     except property_store.PropertyNotFound:

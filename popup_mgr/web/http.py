@@ -59,6 +59,16 @@ def json_error(status, error, errors=None, reason=None, extra=None):
     return response
 
 
+def json_body():
+    """(data, error_response) for the JSON APIs: the parsed body, or a 400 when it is not JSON."""
+    if not request.is_json:
+        return None, json_error(400, "send a JSON body with Content-Type: application/json")
+    data = request.get_json(silent=True)
+    if data is None:
+        return None, json_error(400, "the body is not valid JSON")
+    return data, None
+
+
 def is_public_path(path):
     return path.startswith(PUBLIC_PREFIXES)
 
