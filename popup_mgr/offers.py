@@ -24,8 +24,9 @@ def offers_body(app, property_code, placement=None, rng=random, sid=None):
     placement = placement if placement in PLACEMENTS else entry.placement
     head, pieces, tail = entry.serialised[placement]
     ordered = rotation.order(app, entry, entry.offers_by_placement[placement], rng)
-    body = [pieces[offer["id"]] for offer in ordered]
     running = snapshot.experiments.get(property_code)
     if running is not None and entry.servable:
         body = experiment_serving.arm_first(running, placement, sid, ordered, pieces, rng)
+    else:
+        body = [pieces[offer["id"]] for offer in ordered]
     return head + b",".join(body[:entry.max_offers]) + tail

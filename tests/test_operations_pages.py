@@ -13,12 +13,12 @@ def test_metrics_need_a_token_or_a_session(client, admin_client, api_token):
 def test_metrics_count_what_ingest_did(app, client, db, api_token):
     token = token_for(app, add_campaign(db, app=app))
     body = beacon_body(token)
-    for sent in (body, body, "{"):          # counted, then a replay, then refused
+    for sent in (body, body, "{", "x" * 5000):     # counted, a replay, then refused twice (400, 413)
         client.post("/api/impression", data=sent, headers={"User-Agent": BROWSER_UA})
     text = client.get("/metrics", headers={"Authorization": f"Bearer {api_token}"}).get_data(as_text=True)
     for line in ('popup_events_total{kind="impression",outcome="counted"} 1.0',
                  'popup_events_total{kind="impression",outcome="duplicate"} 1.0',
-                 'popup_events_total{kind="impression",outcome="rejected"} 1.0',
+                 'popup_events_total{kind="impression",outcome="rejected"} 2.0',
                  'popup_http_responses_total{route="/api/impression",status="204"} 2.0',
                  "popup_ingest_batch_size_count 2.0"):       # the replay is committed too (as nothing)
         assert line in text, line

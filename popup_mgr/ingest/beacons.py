@@ -96,14 +96,15 @@ def resolve_offer(app, token_text, now_ms=None):
 def record_impression(app, beacon, visitor, now_ms=None):
     """Count one impression (once per event_id). Returns True when new, False for a replay.
     Returns only after the commit; raises EventError (4xx) or IngestUnavailable (503)."""
+    now_ms = timeutil.now_ms() if now_ms is None else now_ms
     with _database_errors_as_unavailable(app):
         offer = resolve_offer(app, beacon.token, now_ms)
+        if offer.campaign.paused(now_ms):
+            # Tokens live 7 days: without this a deactivated, ended or held campaign would keep
+            # gaining impressions from old or replayed tokens. (A click on it still redirects and
+            # is stored flagged: the visitor is real and must reach the offer.)
+            raise EventError("campaign not active")
         row = _event_row(app, offer, beacon, visitor, now_ms)
-    if offer.campaign.paused(row["ts"]):
-        # Tokens live 7 days: without this a deactivated, ended or held campaign would keep
-        # gaining impressions from old or replayed tokens. (A click on it still redirects and is
-        # stored flagged: the visitor is real and must reach the offer.)
-        raise EventError("campaign not active")
     return state.of(app).writer.submit(("impression", row))
 
 

@@ -32,13 +32,14 @@ BEACON_CONTENT_TYPES = ("text/plain", "application/json", "")
 
 def beacon_answer(app, kind, content_length, stream, visitor, content_type=""):
     """Answer for POST /api/impression or /api/click: 204 / 200 only after the commit."""
+    events = metrics.metrics_for(app)
     if (content_type or "").split(";", 1)[0].strip().lower() not in BEACON_CONTENT_TYPES:
-        metrics.metrics_for(app).event(kind, "rejected")
+        events.event(kind, "rejected")
         return fastpath.error_answer(415, "body must be text/plain or application/json")
     body = _read_limited(content_length, stream)
     if body is None:
+        events.event(kind, "rejected")
         return fastpath.error_answer(413, "body too large")
-    events = metrics.metrics_for(app)
     try:
         beacon = beacons.parse_beacon(body)
         if kind == "impression":
