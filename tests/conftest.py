@@ -7,6 +7,8 @@ from popup_mgr import db as database
 from popup_mgr.extensions import limiter
 from popup_mgr.ingest import state as ingest
 from tests.helpers import ADMIN_PASSWORD, RENDERED_TEMPLATES, TEST_SECRET, log_in_session
+from tests.mail_support import Inbox, start_server
+from tests.tune_standin import TuneStandin
 
 
 def _record_template(_sender, template, **_extra):
@@ -70,3 +72,25 @@ def admin_client(app, db, admin_user):
 @pytest.fixture
 def api_token(db):
     return users.create_token(db, "tests")
+
+
+@pytest.fixture
+def tune(httpserver):
+    """A stand-in for Tune's Affiliate API v3 on a real local HTTP server (tests/tune_standin.py)."""
+    return TuneStandin(httpserver)
+
+
+@pytest.fixture
+def sleeps():
+    """Where a Tune client given `sleep=sleeps.append` records its back-off waits."""
+    return []
+
+
+@pytest.fixture
+def inbox():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) and the messages it received."""
+    inbox = Inbox()
+    controller = start_server(inbox)
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TZ, add_campaign, add_conversion, ms, property_id
-from mail_support import Inbox, free_port, start_server
+from tests.mail_support import free_port
 from popup_mgr import alert_settings, alerts, image_check, timeutil
 from popup_mgr import db as database
 
@@ -19,15 +19,6 @@ TODAY = dt.date(2026, 11, 28)
 MINUTE = dt.timedelta(minutes=1)
 _serial = itertools.count(1)
 NOTHING = {"opened": [], "cleared": [], "errors": []}
-
-
-@pytest.fixture
-def inbox():
-    inbox = Inbox()
-    controller = start_server(inbox)
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
 
 
 @pytest.fixture

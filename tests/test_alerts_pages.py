@@ -7,22 +7,13 @@ import urllib.parse
 import pytest
 
 from tests.helpers import add_campaign, csrf_token
-from mail_support import Credentials, Inbox, free_port, start_server
+from tests.mail_support import Credentials, Inbox, free_port, start_server
 from popup_mgr import alert_status, alerts, image_check
 
 PATH = alerts.ALERTS_PATH
 TEST_EMAIL = f"{PATH}/test-email"
 USER, PASSWORD = "alerts@mode.example", "Zq7-secret/p@ss word"
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def inbox():
-    inbox = Inbox()
-    controller = start_server(inbox)
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from tests.helpers import TZ, add_campaign, add_click, add_conversion, add_impression, ms, rebuild
-from mail_support import Inbox, parts, start_server
+from tests.mail_support import Inbox, parts, start_server
 from popup_mgr import digest
 
 NOW = dt.datetime(2026, 11, 28, 20, 0, tzinfo=dt.timezone.utc)     # Saturday 15:00 in New York

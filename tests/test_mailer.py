@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mail_support import (Credentials, Inbox, free_port, parts, self_signed_certificate, server_tls_context,
+from tests.mail_support import (Credentials, Inbox, free_port, parts, self_signed_certificate, server_tls_context,
                           start_server)
 from popup_mgr import mailer
 

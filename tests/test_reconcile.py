@@ -11,16 +11,11 @@ import pytest
 from popup_mgr import campaigns, reconcile, rollups
 from popup_mgr import db as database
 from popup_mgr.tune_client import TuneClient, TuneError
-from tune_standin import API_KEY, NETWORK_ID, TuneStandin
+from tests.tune_standin import API_KEY, NETWORK_ID
 
 TZ = "America/New_York"
 ZONE = ZoneInfo(TZ)
 _serial = itertools.count(1)
-
-
-@pytest.fixture
-def tune(httpserver):
-    return TuneStandin(httpserver)
 
 
 @pytest.fixture

@@ -15,16 +15,11 @@ from popup_mgr import campaigns, reconcile, tune_jobs
 from popup_mgr import db as database
 from popup_mgr.tune_client import TuneClient
 from tests.helpers import TEST_SECRET
-from tune_standin import API_KEY, INVALID_KEY_MESSAGE, NETWORK_ID, TuneStandin
+from tests.tune_standin import API_KEY, INVALID_KEY_MESSAGE, NETWORK_ID
 
 POPUP_MGR = str(Path(sys.executable).parent / "popup-mgr")
 TZ = "America/New_York"
 ZONE = ZoneInfo(TZ)
-
-
-@pytest.fixture
-def tune(httpserver):
-    return TuneStandin(httpserver)
 
 
 @pytest.fixture

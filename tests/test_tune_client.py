@@ -5,17 +5,7 @@ import pytest
 
 from popup_mgr import tune_client
 from popup_mgr.tune_client import TuneClient, TuneError
-from tune_standin import API_KEY, INVALID_KEY_MESSAGE, NETWORK_ID, RATE_LIMIT_MESSAGE, TuneStandin
-
-
-@pytest.fixture
-def tune(httpserver):
-    return TuneStandin(httpserver)
-
-
-@pytest.fixture
-def sleeps():
-    return []
+from tests.tune_standin import API_KEY, INVALID_KEY_MESSAGE, NETWORK_ID, RATE_LIMIT_MESSAGE
 
 
 def our_log_text(caplog):

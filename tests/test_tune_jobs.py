@@ -7,12 +7,7 @@ import pytest
 
 from popup_mgr import tune_jobs, tune_settings
 from popup_mgr import db as database
-from tune_standin import API_KEY, NETWORK_ID, TuneStandin
-
-
-@pytest.fixture
-def tune(httpserver):
-    return TuneStandin(httpserver)
+from tests.tune_standin import API_KEY, NETWORK_ID
 
 
 @pytest.fixture

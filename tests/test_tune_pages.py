@@ -12,16 +12,11 @@ import pytest
 from popup_mgr import campaigns, reconcile, tune_jobs, tune_settings
 from popup_mgr import db as database
 from tests.helpers import csrf_token
-from tune_standin import API_KEY, NETWORK_ID, TuneStandin
+from tests.tune_standin import API_KEY, NETWORK_ID
 
 TZ = "America/New_York"
 ZONE = ZoneInfo(TZ)
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def tune(httpserver):
-    return TuneStandin(httpserver)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from popup_mgr import tune_settings
 from popup_mgr.tune_client import DEFAULT_API_URL
-from tune_standin import API_KEY, NETWORK_ID, TuneStandin
+from tests.tune_standin import API_KEY, NETWORK_ID, TuneStandin
 
 SECRET = "app-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OTHER_SECRET = "another-app-secret-9876543210-zyxwvutsrqponmlk"

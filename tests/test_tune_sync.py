@@ -8,20 +8,10 @@ import pytest
 from popup_mgr import campaigns, leases, signals, tune_sync
 from popup_mgr import db as database
 from popup_mgr.tune_client import TuneClient, TuneError
-from tune_standin import API_KEY, NETWORK_ID, TuneStandin
+from tests.tune_standin import API_KEY, NETWORK_ID
 
 TZ = "America/New_York"
 NOW = dt.datetime(2026, 11, 20, 17, 0, tzinfo=dt.timezone.utc)      # 12:00 in New York
-
-
-@pytest.fixture
-def tune(httpserver):
-    return TuneStandin(httpserver)
-
-
-@pytest.fixture
-def sleeps():
-    return []
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from popup_mgr import tune_jobs
 from tests.browser.test_admin_campaigns import collect_problems
-from tune_standin import API_KEY, NETWORK_ID, TuneStandin
+from tests.tune_standin import API_KEY, NETWORK_ID, TuneStandin
 
 PHONE = {"width": 375, "height": 812}
 
