@@ -136,7 +136,8 @@ CREATE TABLE impressions (
     variant      TEXT    NOT NULL DEFAULT '',
     session_id   TEXT,
     visitor_hash TEXT,                               -- keyed hash of IP + user agent
-    is_bot       INTEGER NOT NULL DEFAULT 0 CHECK (is_bot IN (0, 1))
+    is_bot       INTEGER NOT NULL DEFAULT 0 CHECK (is_bot IN (0, 1)),
+    is_view      INTEGER NOT NULL DEFAULT 0 CHECK (is_view IN (0, 1))  -- first impression of a popup display
 );
 CREATE INDEX impressions_ts ON impressions (ts);
 
@@ -196,6 +197,7 @@ CREATE TABLE daily_stats (
     revenue_cents   INTEGER NOT NULL DEFAULT 0,
     bot_impressions INTEGER NOT NULL DEFAULT 0,
     bot_clicks      INTEGER NOT NULL DEFAULT 0,
+    views           INTEGER NOT NULL DEFAULT 0,      -- popup displays (non-bot impressions with is_view)
     PRIMARY KEY (day, property_id, campaign_id, placement, variant)
 ) WITHOUT ROWID;
 -- Analytics read daily_stats by day range: the primary key starts with day, so a range is one

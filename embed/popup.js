@@ -337,12 +337,13 @@
   }
 
   // An impression is counted only while the offer is really on screen: once per offer per view.
+  // The first one of a view says so ("view": 1), so the server can count popup views too.
   function count() {
     if (!ui || docGet('visibilityState') === 'hidden') return;
     var o = data.offers[ui.i];
     if (ui.seen[ui.i]) return;
     ui.seen[ui.i] = 1;
-    beacon('/api/impression', {token: o.token, event_id: uid(), session_id: sessionId()});
+    beacon('/api/impression', {token: o.token, event_id: uid(), session_id: sessionId(), view: ui.v ? 0 : ui.v = 1});
     pixel(o.impression_pixel_url);
   }
 

@@ -16,6 +16,9 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 BOT_SHARE = 0.004              # impressions from bots the server recognised (kept, not counted)
 UNATTRIBUTED_SHARE = 0.01      # conversions whose click id the network garbled
+# Five impressions in eight open a popup view: a visitor sees 1.6 offers per popup on average. Taken
+# from the row id, not the random stream, so the rest of the demo history stays as it was.
+VIEW_EIGHTHS = 5
 DAYS_PER_TRANSACTION = 7
 
 # Share of a day's traffic per local hour: quiet nights, a lunch bump, an evening peak.
@@ -228,7 +231,7 @@ class _World:
             is_bot = 1 if rng.random() < BOT_SHARE else 0
             row_id = writer.next_impression()
             impressions.append((row_id, f"demo-i{row_id:09d}", ts, day, campaign_id, prop["id"],
-                                prop["popup_placement"], is_bot))
+                                prop["popup_placement"], is_bot, int(row_id % 8 < VIEW_EIGHTHS)))
             ctr, cvr = self.rates[(campaign_id, prop["id"])]
             if rng.random() >= ctr * (0.5 if is_bot else 1):
                 continue
@@ -292,7 +295,7 @@ class _Writer:
     def write(self, impressions, clicks, conversions):
         self.db.executemany(
             "/* demo.write */ INSERT INTO impressions (id, event_id, ts, day, campaign_id, property_id, placement,"
-            " is_bot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", impressions)
+            " is_bot, is_view) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", impressions)
         self.db.executemany(
             "/* demo.write */ INSERT INTO clicks (id, click_id, event_id, ts, day, campaign_id, property_id,"
             " placement, is_bot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", clicks)

@@ -15,7 +15,7 @@ import math
 from popup_mgr import rollups, timeutil
 from popup_mgr.money import format_cents
 
-COUNTS = ("impressions", "clicks", "conversions", "revenue_cents")
+COUNTS = ("impressions", "clicks", "conversions", "revenue_cents", "views")
 # A range longer than this is refused (a typo such as from=2016 should not scan a decade).
 MAX_RANGE_DAYS = 3 * 366 + 1
 # Below this many impressions a campaign's CTR, RPM and confidence interval are not shown:
@@ -23,6 +23,8 @@ MAX_RANGE_DAYS = 3 * 366 + 1
 MIN_IMPRESSIONS_TO_JUDGE = 100
 # Below this many clicks EPC and conversion rate are not shown, for the same reason.
 MIN_CLICKS_TO_JUDGE = 20
+# Below this many popup views the revenue per 1,000 views is not shown.
+MIN_VIEWS_TO_JUDGE = 100
 WILSON_Z = 1.96  # 95 % two-sided
 PRESETS = (("today", "Today"), ("yesterday", "Yesterday"), ("7d", "Last 7 days"),
            ("30d", "Last 30 days"), ("month", "This month"), ("custom", "Custom"))
@@ -152,16 +154,22 @@ def wilson_interval(successes, trials, z=WILSON_Z):
 
 
 def measures(row):
-    """Counts plus every derived figure, from a mapping with the four COUNTS."""
+    """Counts plus every derived figure, from a mapping with the COUNTS.
+
+    Views are popup displays (one per thank-you page that showed the popup, however many offers
+    it paged through); view_rpm_cents is the revenue per 1,000 of them. A campaign's views are the
+    displays that opened on it, so view figures are shown for properties and totals only."""
     m = {key: int(row[key] or 0) for key in COUNTS}
     imps, clicks = m["impressions"], m["clicks"]
     m["ctr"] = clicks / imps if imps else 0.0
     m["conversion_rate"] = m["conversions"] / clicks if clicks else 0.0
     m["rpm_cents"] = div_half_up(m["revenue_cents"] * 1000, imps)
     m["epc_cents"] = div_half_up(m["revenue_cents"], clicks)
+    m["view_rpm_cents"] = div_half_up(m["revenue_cents"] * 1000, m["views"])
     m["ctr_low"], m["ctr_high"] = wilson_interval(clicks, imps)
     m["enough_impressions"] = imps >= MIN_IMPRESSIONS_TO_JUDGE
     m["enough_clicks"] = clicks >= MIN_CLICKS_TO_JUDGE
+    m["enough_views"] = m["views"] >= MIN_VIEWS_TO_JUDGE
     return m
 
 
@@ -174,6 +182,11 @@ def api_measures(m):
     return {"impressions": m["impressions"], "clicks": m["clicks"], "ctr": round(m["ctr"], 6),
             "conversions": m["conversions"], "revenue": format_cents(m["revenue_cents"]),
             "rpm": format_cents(m["rpm_cents"]), "epc": format_cents(m["epc_cents"])}
+
+
+def api_view_measures(m):
+    """Popup views and the revenue per 1,000 of them, in the API's formats."""
+    return {"views": m["views"], "revenue_per_1000_views": format_cents(m["view_rpm_cents"])}
 
 
 def change(current, previous):
@@ -228,8 +241,8 @@ def _rollup(db, scope, group):
         where += " AND campaign_id = :campaign_id"
     select = (columns + ", ") if columns else ""
     sql = (f"/* reports.rollup_{group} */ SELECT {select}sum(impressions) AS impressions,"
-           " sum(clicks) AS clicks, sum(conversions) AS conversions, sum(revenue_cents) AS revenue_cents"
-           f" FROM daily_stats WHERE {where}")
+           " sum(clicks) AS clicks, sum(conversions) AS conversions, sum(revenue_cents) AS revenue_cents,"
+           f" sum(views) AS views FROM daily_stats WHERE {where}")
     if columns:
         sql += f" GROUP BY {columns} ORDER BY {columns}"
     return db.execute(sql, scope.params()).fetchall()
@@ -318,11 +331,14 @@ def api_report(db, scope, today):
     """The JSON answer of GET /api/analytics/<property>; `days` runs from `from` to the earlier of
     `to` and today."""
     campaigns = by_campaign(db, scope)
+    total = measures(_sum(campaigns))
     return {
         "property": scope.property_code,
         "from": scope.first.isoformat(),
         "to": scope.last.isoformat(),
-        "totals": api_measures(measures(_sum(campaigns))),
+        "totals": api_measures(total),
+        # Popup views (displays of the popup) and revenue per 1,000 of them, for the whole range.
+        "popup_views": api_view_measures(total),
         "campaigns": [{"campaign_id": c["campaign_id"], "name": c["name"], **api_measures(c)}
                       for c in campaigns],
         "days": [{"date": d["date"], **api_measures(d)} for d in by_day(db, scope, until=today)],
@@ -375,12 +391,14 @@ def hourly_today(db, scope, tz, now_ms):
               "property_id": scope.property_id, "campaign_id": scope.campaign_id}
     filters = "".join([" AND {t}.property_id = :property_id" if scope.property_id is not None else "",
                        " AND {t}.campaign_id = :campaign_id" if scope.campaign_id is not None else ""])
-    for table, key in (("impressions", "impressions"), ("clicks", "clicks")):
-        sql = (f"/* reports.hourly_today */ SELECT (ts - :start) / 3600000 AS hour, count(*) AS n"
-               f" FROM {table} i WHERE ts >= :start AND ts < :end AND is_bot = 0"
+    for table, views in (("impressions", "sum(is_view)"), ("clicks", "0")):
+        sql = (f"/* reports.hourly_today */ SELECT (ts - :start) / 3600000 AS hour, count(*) AS n,"
+               f" {views} AS views FROM {table} i WHERE ts >= :start AND ts < :end AND is_bot = 0"
                f"{filters.format(t='i')} GROUP BY hour")
         for r in db.execute(sql, params):
-            acc[min(r["hour"], hours - 1)][key] += r["n"]
+            slot = acc[min(r["hour"], hours - 1)]
+            slot[table] += r["n"]
+            slot["views"] += r["views"]
     sql = ("/* reports.hourly_today */ SELECT (k.ts - :start) / 3600000 AS hour, count(*) AS n,"
            " sum(c.payout_cents) AS cents FROM conversions c JOIN clicks k ON k.id = c.click_row_id"
            f" WHERE c.ts >= :start AND c.day = :day AND {rollups.counted_sql('c')}"
@@ -428,16 +446,16 @@ def ledger_totals(db, scope, start_ms, end_ms):
     filters = "".join([" AND {t}.property_id = :property_id" if scope.property_id is not None else "",
                        " AND {t}.campaign_id = :campaign_id" if scope.campaign_id is not None else ""])
     found = {}
-    for table in ("impressions", "clicks"):
+    for table, views in (("impressions", "coalesce(sum(is_view), 0)"), ("clicks", "0")):
         found[table] = db.execute(
-            f"/* reports.ledger_totals */ SELECT count(*) FROM {table} e WHERE ts >= :start AND ts < :end"
-            f" AND is_bot = 0{filters.format(t='e')}", params).fetchone()[0]
+            f"/* reports.ledger_totals */ SELECT count(*) AS n, {views} AS views FROM {table} e"
+            f" WHERE ts >= :start AND ts < :end AND is_bot = 0{filters.format(t='e')}", params).fetchone()
     row = db.execute(
         "/* reports.ledger_totals */ SELECT count(*) AS n, coalesce(sum(c.payout_cents), 0) AS cents"
         " FROM conversions c JOIN clicks k ON k.id = c.click_row_id WHERE k.ts >= :start AND k.ts < :end"
         f" AND c.ts < :end AND {rollups.counted_sql('c')}{filters.format(t='c')}", params).fetchone()
-    return {"impressions": found["impressions"], "clicks": found["clicks"], "conversions": row["n"],
-            "revenue_cents": row["cents"]}
+    return {"impressions": found["impressions"]["n"], "clicks": found["clicks"]["n"], "conversions": row["n"],
+            "revenue_cents": row["cents"], "views": found["impressions"]["views"]}
 
 
 def previous_totals(db, scope, tz, now_ms, today):
@@ -483,12 +501,14 @@ KPIS = (("impressions", "Impressions", "count"), ("clicks", "Clicks", "count"),
         ("ctr", "CTR", "percent"), ("conversions", "Conversions", "count"),
         ("conversion_rate", "Conversion rate", "percent"), ("revenue_cents", "Revenue", "money"),
         ("rpm_cents", "RPM", "money"), ("epc_cents", "EPC", "money"))
+# Popup views belong to a property, not to a campaign: these tiles are left off a campaign's page.
+VIEW_KPIS = (("views", "Popup views", "count"), ("view_rpm_cents", "Revenue / 1,000 views", "money"))
 
 
-def kpis(current, previous):
+def kpis(current, previous, with_views=True):
     return [{"key": key, "label": label, "kind": kind, "value": current[key],
              "previous": previous[key], "change": change(current[key], previous[key])}
-            for key, label, kind in KPIS]
+            for key, label, kind in KPIS + (VIEW_KPIS if with_views else ())]
 
 
 def dashboard(db, scope, tz, now_ms):
@@ -512,7 +532,7 @@ def dashboard(db, scope, tz, now_ms):
         "previous_totals": previous,
         # "HH:MM" when the range ends today and is compared with the same hours before it.
         "compared_until": compared_until,
-        "kpis": kpis(current, previous),
+        "kpis": kpis(current, previous, with_views=scope.campaign_id is None),
         "days": days,
         "unit": unit,
         "points": points,

@@ -3,6 +3,8 @@
 Definitions (one place; ingest, bulk loads, reports and `verify` all rely on them):
   impressions / clicks      rows with is_bot = 0, by (day, property, campaign, placement, variant)
   bot_impressions / clicks  rows with is_bot = 1
+  views                     impressions with is_bot = 0 and is_view = 1: popup displays, each
+                            counted once, under the campaign of the first offer seen
   conversions, revenue      approved, non-test conversions attributed to a click, counted on the
                             click's business day (conversions.day) with its payout_cents
 """
@@ -29,28 +31,28 @@ def counts(conversion):
 
 
 KEY = ("day", "property_id", "campaign_id", "placement", "variant")
-MEASURES = ("impressions", "clicks", "conversions", "revenue_cents", "bot_impressions", "bot_clicks")
+MEASURES = ("impressions", "clicks", "conversions", "revenue_cents", "bot_impressions", "bot_clicks", "views")
 
 # Expected daily_stats rows for days in [?, ?], computed from the ledger.
 _FROM_LEDGER = """
 SELECT day, property_id, campaign_id, placement, variant,
        sum(impressions) AS impressions, sum(clicks) AS clicks, sum(conversions) AS conversions,
        sum(revenue_cents) AS revenue_cents, sum(bot_impressions) AS bot_impressions,
-       sum(bot_clicks) AS bot_clicks
+       sum(bot_clicks) AS bot_clicks, sum(views) AS views
 FROM (
     SELECT day, property_id, campaign_id, placement, variant,
            sum(is_bot = 0) AS impressions, 0 AS clicks, 0 AS conversions, 0 AS revenue_cents,
-           sum(is_bot = 1) AS bot_impressions, 0 AS bot_clicks
+           sum(is_bot = 1) AS bot_impressions, 0 AS bot_clicks, sum(is_bot = 0 AND is_view = 1) AS views
     FROM impressions WHERE day BETWEEN :first AND :last
     GROUP BY day, property_id, campaign_id, placement, variant
     UNION ALL
     SELECT day, property_id, campaign_id, placement, variant,
-           0, sum(is_bot = 0), 0, 0, 0, sum(is_bot = 1)
+           0, sum(is_bot = 0), 0, 0, 0, sum(is_bot = 1), 0
     FROM clicks WHERE day BETWEEN :first AND :last
     GROUP BY day, property_id, campaign_id, placement, variant
     UNION ALL
     SELECT day, property_id, campaign_id, placement, variant,
-           0, 0, count(*), sum(payout_cents), 0, 0
+           0, 0, count(*), sum(payout_cents), 0, 0, 0
     FROM conversions
     WHERE day BETWEEN :first AND :last AND {counted}
     GROUP BY day, property_id, campaign_id, placement, variant

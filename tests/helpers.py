@@ -91,12 +91,13 @@ def ms(text, tz="UTC"):
     return int(moment.timestamp() * 1000)
 
 
-def add_impression(db, ts, campaign_id, prop, is_bot=0, tz=TZ):
+def add_impression(db, ts, campaign_id, prop, is_bot=0, tz=TZ, is_view=0):
     n = next(_serial)
     with database.transaction(db):
-        db.execute("INSERT INTO impressions (event_id, ts, day, campaign_id, property_id, placement, is_bot)"
-                   " VALUES (?, ?, ?, ?, ?, 'thankyou', ?)",
-                   (f"imp-{n:08d}", ts, timeutil.business_day(ts, tz), campaign_id, property_id(db, prop), is_bot))
+        db.execute("INSERT INTO impressions (event_id, ts, day, campaign_id, property_id, placement, is_bot,"
+                   " is_view) VALUES (?, ?, ?, ?, ?, 'thankyou', ?, ?)",
+                   (f"imp-{n:08d}", ts, timeutil.business_day(ts, tz), campaign_id, property_id(db, prop), is_bot,
+                    is_view))
 
 
 def add_click(db, ts, campaign_id, prop, is_bot=0, tz=TZ):

@@ -13,7 +13,7 @@ from popup_mgr.web import public as embed
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = (ROOT / "embed" / "popup.js").read_text()
 GZIP_BUDGET = 5 * 1024        # bytes, script + CSS, as served
-DOCUMENTED_BEACON_KEYS = {"token", "event_id", "session_id"}
+DOCUMENTED_BEACON_KEYS = {"token", "event_id", "session_id", "view"}
 
 
 def test_every_endpoint_the_script_calls_exists(app):
@@ -37,7 +37,7 @@ def test_readme_documents_beacon_keys_and_size(client):
     readme = (ROOT / "embed" / "README.md").read_text()
     for key in DOCUMENTED_BEACON_KEYS:
         assert key in readme
-    # The figure the README states ("5,092 B today") is the size actually served.
+    # The figure the README states ("5,105 B today") is the size actually served.
     stated = re.search(r"(\d[\d,]*) B today", readme)
     assert stated, "embed/README.md states the gzip size as 'N,NNN B today'"
     served = len(client.get("/popup.js", headers={"Accept-Encoding": "gzip"}).data)
@@ -74,7 +74,8 @@ def test_the_server_accepts_what_the_script_sends(app, client, db):
     add_campaign(db, tune_id=101)
     notify_catalog_changed(app)
     token = client.get("/api/offers/mff").json["offers"][0]["token"]
-    body = {"token": token, "event_id": "0123456789abcdef0123456789abcdef", "session_id": "fedcba9876543210"}
+    body = {"token": token, "event_id": "0123456789abcdef0123456789abcdef", "session_id": "fedcba9876543210",
+            "view": 1}
     assert set(body) == DOCUMENTED_BEACON_KEYS
     response = client.post("/api/impression", data=__import__("json").dumps(body),
                            content_type="text/plain;charset=UTF-8")

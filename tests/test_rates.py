@@ -40,14 +40,16 @@ def test_wilson_interval_is_a_proportion_interval_for_any_counts(successes, tria
 
 
 @settings(max_examples=400, deadline=None)
-@given(impressions=counts, clicks=counts, conversions=counts, revenue_cents=st.integers(0, 10**12))
-def test_every_measure_is_defined_for_any_counts(impressions, clicks, conversions, revenue_cents):
+@given(impressions=counts, clicks=counts, conversions=counts, revenue_cents=st.integers(0, 10**12), views=counts)
+def test_every_measure_is_defined_for_any_counts(impressions, clicks, conversions, revenue_cents, views):
     m = reports.measures({"impressions": impressions, "clicks": clicks, "conversions": conversions,
-                          "revenue_cents": revenue_cents})
+                          "revenue_cents": revenue_cents, "views": views})
     assert m["ctr"] == (clicks / impressions if impressions else 0.0)
     assert m["conversion_rate"] == (conversions / clicks if clicks else 0.0)
     assert m["rpm_cents"] == (round_half_up(revenue_cents * 1000, impressions) if impressions else 0)
     assert m["epc_cents"] == (round_half_up(revenue_cents, clicks) if clicks else 0)
+    assert m["view_rpm_cents"] == (round_half_up(revenue_cents * 1000, views) if views else 0)
+    reports.api_view_measures(m)
     assert 0.0 <= m["ctr_low"] <= m["ctr_high"] <= 1.0
     reports.api_measures(m)
     for kind, key in (("percent", "ctr"), ("percent", "conversion_rate"), ("money", "rpm_cents"),

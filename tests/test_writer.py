@@ -77,7 +77,7 @@ def _row(db, event_id, campaign_id=None):
     campaign_id = campaign_id or db.execute("SELECT min(id) FROM campaigns").fetchone()[0]
     return {"event_id": event_id, "ts": 1_795_500_000_000, "day": "2026-11-24", "campaign_id": campaign_id,
             "property_id": 1, "placement": "thankyou", "variant": "", "session_id": None,
-            "visitor_hash": None, "is_bot": 0}
+            "visitor_hash": None, "is_bot": 0, "is_view": 0}
 
 
 def test_a_locked_database_answers_503_and_the_retry_counts_once(app, client, db, tokens, monkeypatch):

@@ -27,6 +27,9 @@ class Beacon:
     token: str
     event_id: str
     session_id: str | None = None
+    # An impression beacon's "view": 1 marks the first offer seen in a popup display (so views
+    # can be counted next to impressions); absent or 0 for the others and for clicks.
+    is_view: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,10 @@ def parse_beacon(body):
     session_id = data.get("session_id")
     if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id)):
         raise EventError("session_id must be up to 64 characters of A-Z a-z 0-9 _ -")
-    return Beacon(token, event_id, session_id or None)
+    view = data.get("view", 0)
+    if isinstance(view, str) or view not in (0, 1):
+        raise EventError("view must be 0 or 1")
+    return Beacon(token, event_id, session_id or None, bool(view))
 
 
 def check_event_id(value):
@@ -105,6 +111,7 @@ def record_impression(app, beacon, visitor, now_ms=None):
             # is stored flagged: the visitor is real and must reach the offer.)
             raise EventError("campaign not active")
         row = _event_row(app, offer, beacon, visitor, now_ms)
+    row["is_view"] = int(beacon.is_view)
     return state.of(app).writer.submit(("impression", row))
 
 

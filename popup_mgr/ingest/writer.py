@@ -32,19 +32,22 @@ _ROLLUP_UPSERT = """/* writer.{label} */ INSERT INTO daily_stats
 _ROLLUP_SQL = {
     (kind, is_bot): _ROLLUP_UPSERT.format(label=f"count_{kind}", column=column)
     for (kind, is_bot), column in {("impression", 0): "impressions", ("impression", 1): "bot_impressions",
-                                   ("click", 0): "clicks", ("click", 1): "bot_clicks"}.items()
+                                   ("click", 0): "clicks", ("click", 1): "bot_clicks",
+                                   ("view", 0): "views"}.items()
 }
 
 
 def _insert_impression(db, row, counts):
     cursor = db.execute(
         "/* writer.insert_impression */ INSERT INTO impressions"
-        " (event_id, ts, day, campaign_id, property_id, placement, variant, session_id, visitor_hash, is_bot)"
-        " VALUES (:event_id, :ts, :day, :campaign_id, :property_id, :placement, :variant, :session_id,"
-        " :visitor_hash, :is_bot) ON CONFLICT (event_id) DO NOTHING", row)
+        " (event_id, ts, day, campaign_id, property_id, placement, variant, session_id, visitor_hash, is_bot,"
+        " is_view) VALUES (:event_id, :ts, :day, :campaign_id, :property_id, :placement, :variant, :session_id,"
+        " :visitor_hash, :is_bot, :is_view) ON CONFLICT (event_id) DO NOTHING", row)
     counted = cursor.rowcount == 1
     if counted:
         _count(counts, "impression", row)
+        if row["is_view"] and not row["is_bot"]:
+            _count(counts, "view", row)
     return counted
 
 

@@ -195,12 +195,20 @@ def _measure_cells(m):
             format_cents(m["rpm_cents"]), format_cents(m["epc_cents"])]
 
 
+# Popup views belong to days and properties, not to campaigns (see reports.measures).
+VIEW_COLUMNS = ("views", "revenue_per_1000_views")
+
+
+def _view_cells(m):
+    return [m["views"], format_cents(m["view_rpm_cents"])]
+
+
 def _table(name, scope):
     """(header, rows) of one exportable table, from the same queries the screens use."""
     db = get_db()
     if name == "days":
-        return ("date",) + MEASURE_COLUMNS, [[d["date"]] + _measure_cells(d)
-                                             for d in reports.by_day(db, scope, until=_today())]
+        return ("date",) + MEASURE_COLUMNS + VIEW_COLUMNS, [[d["date"]] + _measure_cells(d) + _view_cells(d)
+                                                            for d in reports.by_day(db, scope, until=_today())]
     if name == "campaigns":
         return (("campaign_id", "campaign_name") + MEASURE_COLUMNS + ("ctr_low_95", "ctr_high_95"),
                 [[c["campaign_id"], c["name"]] + _measure_cells(c)
@@ -210,8 +218,8 @@ def _table(name, scope):
                 [[c["campaign_id"], c["name"], p["property"]] + _measure_cells(p)
                  for c in reports.by_campaign(db, scope) for p in c["properties"]])
     if name == "properties":
-        return ("property", "name") + MEASURE_COLUMNS, [[p["property"], p["name"]] + _measure_cells(p)
-                                                        for p in reports.by_property(db, scope)]
+        return (("property", "name") + MEASURE_COLUMNS + VIEW_COLUMNS,
+                [[p["property"], p["name"]] + _measure_cells(p) + _view_cells(p) for p in reports.by_property(db, scope)])
     if name == "grid":
         return _grid_table(db, scope)
     return None
@@ -312,4 +320,4 @@ def export_links(filters):
 @bp.app_context_processor
 def _helpers():
     return {"export_links": export_links, "min_impressions": reports.MIN_IMPRESSIONS_TO_JUDGE,
-            "min_clicks": reports.MIN_CLICKS_TO_JUDGE}
+            "min_clicks": reports.MIN_CLICKS_TO_JUDGE, "min_views": reports.MIN_VIEWS_TO_JUDGE}

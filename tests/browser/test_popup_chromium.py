@@ -57,7 +57,7 @@ def test_thankyou_popup_counts_once_links_and_closes(visitor, publisher, popup_a
     assert dialog.get_attribute("aria-labelledby") == dialog.locator("h2").get_attribute("id")
 
     [impression] = popup_app.recorder.wait_for_impressions(1)
-    assert set(impression) == {"token", "event_id", "session_id"}
+    assert set(impression) == {"token", "event_id", "session_id", "view"} and impression["view"] == 1
     assert EVENT_ID.fullmatch(impression["event_id"])
     [request] = sent
     if popup_app.counts_impressions():       # with the tracking endpoints: counted exactly once
@@ -681,7 +681,7 @@ def test_impression_falls_back_to_keepalive_fetch(chromium, publisher, popup_app
         page.goto(publisher.add(page_html(snippet(popup_app.url, property="mff"))))
         expect(page.locator(DIALOG)).to_be_visible()
         [impression] = popup_app.recorder.wait_for_impressions(1)
-        assert set(impression) == {"token", "event_id", "session_id"}
+        assert set(impression) == {"token", "event_id", "session_id", "view"} and impression["view"] == 1
         [request] = sent
         assert request.resource_type == "fetch" and request.headers["content-type"] == "text/plain"
     finally:

@@ -113,7 +113,7 @@ def test_core_scenario(driver, publisher, popup_app):
     impressions = popup_app.recorder.wait_for_impressions(1)
     assert len(impressions) == 1, impressions
     [impression] = impressions
-    assert set(impression) == {"token", "event_id", "session_id"}
+    assert set(impression) == {"token", "event_id", "session_id", "view"} and impression["view"] == 1
     [event] = [e for e in popup_app.recorder.events if e["path"] == "/api/impression"]
     if popup_app.counts_impressions():       # with the tracking endpoints: counted exactly once
         assert popup_app.ledger_impressions(1) == 1
