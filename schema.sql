@@ -244,7 +244,8 @@ CREATE TABLE tune_sync_runs (
     result      TEXT    NOT NULL DEFAULT '{}'        -- the sync's JSON answer
 );
 
--- Named leases: one holder at a time across processes (the CLI and the server), until expiry.
+-- Named leases: one holder at a time across processes (the CLI and the server), until expiry:
+-- 'tune-sync' for the Tune sync, 'job:<job name>' for each of the scheduler's jobs.
 CREATE TABLE leases (
     name       TEXT    PRIMARY KEY,
     holder     TEXT    NOT NULL,
@@ -296,17 +297,7 @@ CREATE TABLE image_checks (
     last_ok_at   TEXT
 );
 
--- Operations: the scheduler's job leases and run history.
-
--- One row per periodic job while some process runs it. A job runs only in the process that holds
--- its lease, so two server processes on one database never run the same job at once; a lease
--- left by a crashed process expires by itself at expires_ms (Unix ms).
-CREATE TABLE job_leases (
-    job         TEXT    PRIMARY KEY,
-    owner       TEXT    NOT NULL,
-    acquired_ms INTEGER NOT NULL,
-    expires_ms  INTEGER NOT NULL
-) WITHOUT ROWID;
+-- Operations: the scheduler's run history (a job's lease is the row 'job:<job name>' in leases).
 
 -- Every run of a scheduled job: when, how long, and how it ended, for the admin and /metrics.
 -- Times are Unix ms (compared with job intervals); outcome 'running' until the run ends.

@@ -6,8 +6,9 @@ Why one thread and a database lease:
   never pay for them and a job cannot overlap itself inside the process.
 * Two processes on one database (a second server started by mistake, a restart overlapping the
   old process) coordinate through the database: a job runs only while its process holds the
-  job's row in `job_leases`, and whether a job is due is decided from `job_runs`, the history
-  both processes share, so a job runs once per interval in total, not once per process.
+  job's lease (`job:<name>` in `leases`, see leases.py), and whether a job is due is decided
+  from `job_runs`, the history both processes share, so a job runs once per interval in total,
+  not once per process.
 * A job that raises is logged, recorded as an 'error' run and scheduled again at its next
   interval; it never stops the thread, the other jobs or the server.
 
@@ -30,7 +31,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from popup_mgr import db as database
-from popup_mgr import timeutil
+from popup_mgr import leases, timeutil
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ RUNS_KEPT_PER_JOB = 100          # history shown to the admin; older runs are de
 DEFAULT_MAX_RUNTIME_S = 3600     # a lease outlives its job by at most this; then another may run it
 MAX_DETAIL_CHARS = 2000
 IDLE_WAIT_S = 60.0               # the thread re-reads the shared history at least this often
+# Jobs' lease names carry a prefix so that no job can take a lease another part of the app uses
+# under its own name: the "tune-sync" job must not hold tune_sync's "tune-sync" lease, which the
+# sync it runs takes for itself (and would then find busy).
+JOB_LEASE_PREFIX = "job:"
 
 
 @dataclass
@@ -244,6 +249,11 @@ class Claim:
     last_started_ms: int | None = None
 
 
+def job_lease_name(job):
+    """The name of a job's lease in the leases table."""
+    return JOB_LEASE_PREFIX + job
+
+
 def claim_run(db, job, owner, now_ms, lease_ms, not_started_after_ms=None):
     """In one transaction, so two processes cannot both pass the checks: skip when the job
     started after not_started_after_ms (another process ran it this interval), take the lease
@@ -253,32 +263,9 @@ def claim_run(db, job, owner, now_ms, lease_ms, not_started_after_ms=None):
             started_ms = last_started_ms(db, job)
             if started_ms is not None and started_ms > not_started_after_ms:
                 return Claim(None, "ran recently in another process", started_ms)
-        if not _take_lease(db, job, owner, now_ms, lease_ms):
+        if not leases.take(db, job_lease_name(job), owner, now_ms, lease_ms):
             return Claim(None, "another process is running it")
         return Claim(_insert_run(db, job, owner, now_ms))
-
-
-def acquire_lease(db, job, owner, now_ms, duration_ms):
-    """True when owner now holds the job's lease: it was free, expired, or already owner's."""
-    with database.transaction(db):
-        return _take_lease(db, job, owner, now_ms, duration_ms)
-
-
-def _take_lease(db, job, owner, now_ms, duration_ms):
-    db.execute(
-        "/* scheduler.take_lease */ INSERT INTO job_leases (job, owner, acquired_ms, expires_ms)"
-        " VALUES (:job, :owner, :now, :expires)"
-        " ON CONFLICT (job) DO UPDATE SET owner = :owner, acquired_ms = :now, expires_ms = :expires"
-        " WHERE job_leases.expires_ms <= :now OR job_leases.owner = :owner",
-        {"job": job, "owner": owner, "now": now_ms, "expires": now_ms + duration_ms})
-    holder = db.execute("/* scheduler.take_lease */ SELECT owner FROM job_leases WHERE job = ?",
-                        (job,)).fetchone()
-    return holder is not None and holder["owner"] == owner
-
-
-def release_lease(db, job, owner):
-    db.execute("/* scheduler.release_lease */ DELETE FROM job_leases WHERE job = ? AND owner = ?",
-               (job, owner))
 
 
 def start_run(db, job, owner, now_ms):
@@ -298,7 +285,7 @@ def finish_run(db, run_id, now_ms, outcome, detail, owner):
     with database.transaction(db):
         row = db.execute("/* scheduler.finish_run */ UPDATE job_runs SET finished_ms = ?, outcome = ?,"
                          " detail = ? WHERE id = ? RETURNING job", (now_ms, outcome, detail, run_id)).fetchone()
-        release_lease(db, row["job"], owner)
+        leases.give_back(db, job_lease_name(row["job"]), owner)
         db.execute("/* scheduler.finish_run */ DELETE FROM job_runs WHERE job = ? AND id <= ("
                    " SELECT id FROM job_runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                    (row["job"], row["job"], RUNS_KEPT_PER_JOB))
@@ -313,10 +300,10 @@ def job_status(db, now_ms=None):
     rows = db.execute(
         "/* scheduler.job_status */ SELECT r.job, r.owner, r.started_ms, r.finished_ms, r.outcome, r.detail,"
         " (SELECT max(ok.started_ms) FROM job_runs ok WHERE ok.job = r.job AND ok.outcome = 'ok') AS last_ok_ms,"
-        " l.owner AS lease_owner, l.expires_ms AS lease_expires_ms"
-        " FROM job_runs r LEFT JOIN job_leases l ON l.job = r.job"
+        " l.holder AS lease_owner, l.expires_ms AS lease_expires_ms"
+        " FROM job_runs r LEFT JOIN leases l ON l.name = :prefix || r.job"
         " WHERE r.id = (SELECT max(id) FROM job_runs latest WHERE latest.job = r.job)"
-        " ORDER BY r.job").fetchall()
+        " ORDER BY r.job", {"prefix": JOB_LEASE_PREFIX}).fetchall()
     return [_status_entry(row, now_ms) for row in rows]
 
 

@@ -60,6 +60,44 @@ def test_old_database_upgrades_to_fresh_schema(tmp_path):
     conn.close()
 
 
+def migrate_up_to(path, version, monkeypatch, tmp_path):
+    """Apply the real migration files numbered up to version only, as that release did."""
+    folder = tmp_path / f"migrations-to-{version}"
+    folder.mkdir()
+    for number, file in database.migration_files():
+        if number <= version:
+            (folder / file.name).write_text(file.read_text())
+    with monkeypatch.context() as patch:
+        patch.setattr(database, "MIGRATIONS_DIR", folder)
+        database.migrate(path)
+
+
+def test_the_job_leases_table_is_dropped_and_the_leases_are_kept(tmp_path, monkeypatch):
+    """A database at version 9 still has job_leases, perhaps with the row of a job whose process
+    died: the upgrade drops the table (and the row: its holder is gone) and keeps leases."""
+    path, fresh = tmp_path / "v9.db", tmp_path / "fresh.db"
+    make_v1_database(path)
+    migrate_up_to(path, 9, monkeypatch, tmp_path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
+    far_future_ms = 10 ** 15
+    conn.execute("INSERT INTO job_leases (job, owner, acquired_ms, expires_ms) VALUES ('backup', 'dead', 1, ?)",
+                 (far_future_ms,))
+    conn.execute("INSERT INTO leases (name, holder, expires_ms) VALUES ('tune-sync', 'the-cli', ?)", (far_future_ms,))
+    conn.commit()
+    conn.close()
+
+    assert 11 in database.migrate(path)
+    database.migrate(fresh)
+    assert schema_signature(path) == schema_signature(fresh)
+    conn = database.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'job_leases'").fetchone()[0] == 0
+        assert [tuple(row) for row in conn.execute("SELECT name, holder FROM leases")] == [("tune-sync", "the-cli")]
+    finally:
+        conn.close()
+
+
 def test_migrate_is_idempotent(tmp_path):
     path = tmp_path / "p.db"
     assert database.migrate(path) == []

@@ -1,5 +1,5 @@
 """The scheduler: due times from the shared run history, one run at a time per job across
-processes (lease rows), failures recorded without stopping anything, run_now and stop.
+processes (a lease per job in the leases table), failures recorded without stopping anything, run_now and stop.
 Driven by a fake clock with run_pending() in the test's thread, or by the real thread with
 explicit waits on run_now()'s event; never by sleeping for an interval."""
 import threading
@@ -8,6 +8,7 @@ import time
 import pytest
 
 from popup_mgr import db as database
+from popup_mgr import leases, tune_sync
 from popup_mgr import scheduler as sched
 from popup_mgr.scheduler import Scheduler
 
@@ -58,7 +59,7 @@ def test_a_job_runs_at_once_then_every_interval(db_path, db):
     assert status["duration_ms"] == 0                 # the fake clock did not move during the run
     assert status["started_at"] == "2027-01-15T08:10:00Z"    # T0 + 600 s
     assert status["last_ok_at"] == status["started_at"]
-    assert db.execute("SELECT count(*) FROM job_leases").fetchone()[0] == 0   # released
+    assert leases.current_holder(db, sched.job_lease_name("backup")) is None   # released
 
 
 def test_a_failing_job_is_recorded_and_the_others_still_run(db_path, db, caplog):
@@ -152,7 +153,7 @@ def test_a_lease_left_by_a_dead_process_expires(db_path, db):
     clock = FakeClock()
     now_ms = int(T0 * 1000)
     # A process died while running the job: its run stays 'running' and its lease stays until expiry.
-    assert sched.acquire_lease(db, "backup", "dead", now_ms, duration_ms=600_000)
+    assert leases.acquire(db, sched.job_lease_name("backup"), "dead", 600, now_ms=now_ms)
     sched.start_run(db, "backup", "dead", now_ms - 3_600_000)
     scheduler = Scheduler(db_path, clock=clock, owner="p1")
     scheduler.add("backup", 60, lambda: None, max_runtime_s=600)
@@ -230,3 +231,38 @@ def test_the_schedule_check_and_the_lease_are_one_transaction(db_path, db):
     forced = sched.claim_run(db, "digest", "p2", now_ms + 30, 60_000)
     assert forced.run_id is not None
     assert sched.claim_run(db, "digest", "p1", now_ms + 40, 60_000).reason == "another process is running it"
+
+
+@pytest.mark.parametrize("expires_in_ms, outcome", [(1, "skipped"), (0, "ok"), (-60_000, "ok")])
+def test_a_job_lease_held_by_another_process_stops_the_job_until_it_expires(db_path, db, expires_in_ms, outcome):
+    now_ms = int(T0 * 1000)
+    db.execute("INSERT INTO leases (name, holder, expires_ms) VALUES (?, 'p2', ?)",
+               (sched.job_lease_name("backup"), now_ms + expires_in_ms))
+    calls = []
+    scheduler = Scheduler(db_path, clock=FakeClock(), owner="p1")
+    scheduler.add("backup", 60, lambda: calls.append(1))
+    assert outcomes(scheduler.run_pending()) == [("backup", outcome)]
+    assert calls == ([] if outcome == "skipped" else [1])
+    # A run that did happen gave its lease back; a refused one left p2's alone.
+    assert leases.current_holder(db, sched.job_lease_name("backup")) == (None if calls else "p2")
+
+
+def test_a_job_lease_does_not_block_a_lease_of_the_same_bare_name(db_path, db):
+    """The tune-sync job runs the Tune sync, which takes tune_sync's own lease "tune-sync" with a
+    holder of its own: the job's lease must be another row, or the sync would find itself busy."""
+    taken = []
+
+    def sync_like():
+        with database.connection(db_path) as conn:
+            holder = leases.new_holder()
+            taken.append(leases.acquire(conn, tune_sync.LEASE_NAME, holder, 60))
+            leases.release(conn, tune_sync.LEASE_NAME, holder)
+
+    scheduler = Scheduler(db_path, clock=FakeClock(), owner="p1")
+    scheduler.add(tune_sync.LEASE_NAME, 900, sync_like)
+    assert outcomes(scheduler.run_pending()) == [(tune_sync.LEASE_NAME, "ok")]
+    assert taken == [True]
+    # And the other way round: the sync's lease held (by the CLI) does not stop the job's claim.
+    assert leases.acquire(db, tune_sync.LEASE_NAME, "the-cli", 60, now_ms=int(T0 * 1000))
+    claim = sched.claim_run(db, tune_sync.LEASE_NAME, "p1", int(T0 * 1000), 60_000)
+    assert claim.run_id is not None

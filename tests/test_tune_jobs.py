@@ -118,6 +118,33 @@ def test_scheduled_sync_skips_while_another_run_holds_the_lease(connected, tune)
     assert tune.calls == []
 
 
+def test_a_sync_started_during_the_scheduled_sync_is_refused(connected, tune, monkeypatch):
+    """The server's tune-sync job holds its job lease (job:tune-sync) and the sync it runs takes
+    tune_sync's own lease, as every sync does whoever starts it: Sync now (page, CLI or API)
+    while the scheduled run is working is refused instead of running alongside."""
+    from popup_mgr import operations, tune_sync
+    from popup_mgr.scheduler import Scheduler
+    tune.add_offer(1001)
+    meanwhile, real_run = [], tune_sync._run
+
+    def run_while_mike_presses_sync_now(*args, **kwargs):
+        try:
+            tune_jobs.sync_now(connected, actor="mike")
+            meanwhile.append("ran alongside")
+        except tune_sync.SyncBusy:
+            meanwhile.append("refused")
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(tune_sync, "_run", run_while_mike_presses_sync_now)
+    scheduler = Scheduler(connected.config["DATABASE"])
+    scheduler.add(operations.TUNE_SYNC_JOB, 900, lambda: tune_jobs.scheduled_sync(connected.config))
+    [result] = scheduler.run_pending()
+    assert meanwhile == ["refused"]
+    # The scheduled run itself was not refused by its own job lease.
+    assert (result.outcome, result.detail) == \
+        ("ok", "Tune sync: 1 created, 0 updated, 0 held, 0 released, 0 unchanged.")
+
+
 def test_scheduled_reconcile_is_the_networks_yesterday_and_kept_for_the_dashboard(connected, tune):
     tune.add_conversion("tx-1", 1001, "2026-11-20 23:30:00", payout="12.40", click_id="not-ours")
     tune.add_stat("2026-11-20", 1001, clicks=2, conversions=1, payout="12.40")
