@@ -94,9 +94,6 @@ class Scheduler:
             self._jobs[name] = Job(name, float(interval_s), function, float(max_runtime_s))
             self._wake.notify()
 
-    def job_names(self):
-        return list(self._jobs)
-
     def start(self):
         """Start the scheduler thread (once)."""
         if self._thread is None:
