@@ -10,7 +10,7 @@ import datetime as dt
 import time
 
 from popup_mgr import db as database
-from popup_mgr import rollups, timeutil
+from popup_mgr import experiments, rollups, timeutil
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -20,6 +20,14 @@ UNATTRIBUTED_SHARE = 0.01      # conversions whose click id the network garbled
 # from the row id, not the random stream, so the rest of the demo history stays as it was.
 VIEW_EIGHTHS = 5
 DAYS_PER_TRANSACTION = 7
+# A creative test running on mff for the last days of the history, so the Experiments page has
+# figures to show: the Walmart offer as it is (arm a) against a reworded title and button (arm b)
+# that draws a fifth more clicks.
+EXPERIMENT = {"name": "Walmart card: title test", "property": "mff", "metric": "rpm",
+              "campaign": "Walmart $500 Gift Card",
+              "overrides": {"display_title": "Your $500 Walmart card is waiting", "cta_text": "Claim my card"}}
+EXPERIMENT_DAYS = 14
+EXPERIMENT_CTR_LIFT = 1.2
 
 # Share of a day's traffic per local hour: quiet nights, a lunch bump, an evening peak.
 HOUR_PROFILE = (0.8, 0.5, 0.35, 0.3, 0.3, 0.45, 0.9, 1.6, 2.4, 3.0, 3.4, 3.8,
@@ -103,10 +111,12 @@ def generate(db, days=30, impressions=450_000, seed=1, tz="America/New_York", no
     rng = random.Random(seed)
     now_ms = timeutil.now_ms() if now_ms is None else now_ms
     report = _Progress(progress)
+    experiment = None
     if not _campaign_count(db):
         _create_campaigns(db, rng, base_url)
         report(f"{len(CAMPAIGNS)} demo campaigns created", force=True)
-    world = _World(db, rng, tz)
+        experiment = _start_experiment(db, now_ms - min(days - 1, EXPERIMENT_DAYS) * DAY_MS)
+    world = _World(db, rng, tz, experiment)
     today = dt.date.fromisoformat(timeutil.business_day(now_ms, tz))
     dates = [today - dt.timedelta(days=days - 1 - i) for i in range(days)]
     per_day = _split_by_day(rng, dates, impressions, tz, now_ms)
@@ -161,6 +171,28 @@ def _create_campaigns(db, rng, base_url=""):
                                " VALUES (?, ?)", (cur.lastrowid, codes[code]))
 
 
+def _start_experiment(db, start_ms):
+    """Start the demo's creative test (experiments.create checks it like any other), dated back to
+    start_ms. Returns what _World needs to place visitors in its arms, or None if the demo
+    campaigns do not allow it."""
+    row = db.execute("/* demo.start_experiment */ SELECT id FROM campaigns WHERE name = ?",
+                     (EXPERIMENT["campaign"],)).fetchone()
+    if row is None:
+        return None
+    try:
+        started = experiments.create(db, {
+            "name": EXPERIMENT["name"], "property": EXPERIMENT["property"], "metric": EXPERIMENT["metric"],
+            "arms": [{"campaign_id": row["id"], "weight": 50},
+                     {"campaign_id": row["id"], "weight": 50, "overrides": EXPERIMENT["overrides"]}]}, "demo")
+    except experiments.ExperimentInvalid:
+        return None
+    with database.transaction(db):
+        db.execute("/* demo.start_experiment */ UPDATE experiments SET started_at = ? WHERE id = ?",
+                   (timeutil.iso_utc(dt.datetime.fromtimestamp(start_ms / 1000, timeutil.UTC)), started["id"]))
+    return {"id": started["id"], "arms": started["arms"], "campaign_id": row["id"],
+            "property": EXPERIMENT["property"], "start_ms": start_ms}
+
+
 def _split_by_day(rng, dates, total, tz, now_ms):
     """Impressions per day: weekly seasonality, a gentle growth trend, day-to-day noise; today only
     up to now. Sums to exactly `total`."""
@@ -179,8 +211,8 @@ def _split_by_day(rng, dates, total, tz, now_ms):
 class _World:
     """Campaigns, properties and the per-(campaign, property) rates the history is drawn from."""
 
-    def __init__(self, db, rng, tz):
-        self.rng, self.tz = rng, tz
+    def __init__(self, db, rng, tz, experiment=None):
+        self.rng, self.tz, self.experiment = rng, tz, experiment
         self.properties = [dict(r) for r in db.execute(
             "/* demo.world */ SELECT id, code, popup_placement FROM properties WHERE active = 1 ORDER BY id")]
         rows = db.execute("/* demo.world */ SELECT id, name, priority, payout_cents, active FROM campaigns"
@@ -230,9 +262,12 @@ class _World:
             campaign_id = ids[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
             is_bot = 1 if rng.random() < BOT_SHARE else 0
             row_id = writer.next_impression()
-            impressions.append((row_id, f"demo-i{row_id:09d}", ts, day, campaign_id, prop["id"],
-                                prop["popup_placement"], is_bot, int(row_id % 8 < VIEW_EIGHTHS)))
             ctr, cvr = self.rates[(campaign_id, prop["id"])]
+            session_id, variant = self._arm(row_id, ts, campaign_id, prop)
+            if variant == "b":
+                ctr *= EXPERIMENT_CTR_LIFT
+            impressions.append((row_id, f"demo-i{row_id:09d}", ts, day, campaign_id, prop["id"],
+                                prop["popup_placement"], is_bot, int(row_id % 8 < VIEW_EIGHTHS), session_id, variant))
             if rng.random() >= ctr * (0.5 if is_bot else 1):
                 continue
             click_ts = ts + rng.randrange(1_500, 90_000)
@@ -242,16 +277,26 @@ class _World:
             click_row = writer.next_click()
             click_id = f"{click_row:08x}{rng.getrandbits(48):012x}"
             clicks.append((click_row, click_id, f"demo-c{click_row:09d}", click_ts, click_day, campaign_id,
-                           prop["id"], prop["popup_placement"], is_bot))
+                           prop["id"], prop["popup_placement"], is_bot, session_id, variant))
             if is_bot or rng.random() >= cvr:
                 continue
             conversion = self._conversion(writer, click_row, click_id, click_ts, click_day, campaign_id,
-                                          prop, now_ms)
+                                          prop, now_ms, variant)
             if conversion:
                 conversions.append(conversion)
         return impressions, clicks, conversions
 
-    def _conversion(self, writer, click_row, click_id, click_ts, click_day, campaign_id, prop, now_ms):
+    def _arm(self, row_id, ts, campaign_id, prop):
+        """(session id, arm key) of an impression: in the demo experiment's window, its offer on
+        its property, a visitor of its own placed in an arm as the server places them; else
+        (None, "") as before the test."""
+        test = self.experiment
+        if not test or ts < test["start_ms"] or campaign_id != test["campaign_id"] or prop["code"] != test["property"]:
+            return None, ""
+        session_id = f"demo{row_id:012d}"
+        return session_id, experiments.arm_for(test, session_id)
+
+    def _conversion(self, writer, click_row, click_id, click_ts, click_day, campaign_id, prop, now_ms, variant=""):
         """A postback that arrives minutes to hours after the click (None if not arrived yet)."""
         rng = self.rng
         arrived = click_ts + 300_000 + int(rng.expovariate(1 / (3 * HOUR_MS)))
@@ -266,7 +311,7 @@ class _World:
             return (row_id, transaction_id, f"x{rng.getrandbits(60):015x}", None, arrived, arrived, None, None,
                     None, None, None, self.campaigns[campaign_id]["payout_cents"], status)
         return (row_id, transaction_id, click_id, click_row, arrived, arrived, click_day, campaign_id, prop["id"],
-                prop["popup_placement"], "", self.campaigns[campaign_id]["payout_cents"], status)
+                prop["popup_placement"], variant, self.campaigns[campaign_id]["payout_cents"], status)
 
 
 class _Writer:
@@ -295,10 +340,10 @@ class _Writer:
     def write(self, impressions, clicks, conversions):
         self.db.executemany(
             "/* demo.write */ INSERT INTO impressions (id, event_id, ts, day, campaign_id, property_id, placement,"
-            " is_bot, is_view) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", impressions)
+            " is_bot, is_view, session_id, variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", impressions)
         self.db.executemany(
             "/* demo.write */ INSERT INTO clicks (id, click_id, event_id, ts, day, campaign_id, property_id,"
-            " placement, is_bot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", clicks)
+            " placement, is_bot, session_id, variant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", clicks)
         self.db.executemany(
             "/* demo.write */ INSERT INTO conversions (id, transaction_id, click_id, click_row_id, ts, updated_ts,"
             " day, campaign_id, property_id, placement, variant, payout_cents, status)"

@@ -311,7 +311,7 @@ def validate(data):
         errors["name"] = f"At most {MAX_NAME} characters."
     metric = data.get("metric", DEFAULT_METRIC)
     if metric not in METRICS:
-        errors["metric"] = 'Must be "rpm" (revenue per 1,000 views) or "ctr" (click-through rate).'
+        errors["metric"] = 'Must be "rpm" (revenue per 1,000 impressions) or "ctr" (click-through rate).'
     if not isinstance(data.get("property"), str) or not data.get("property"):
         errors["property"] = "Required: the code of the property to test on."
     arms = _clean_arms(data.get("arms"), errors)

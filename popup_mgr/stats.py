@@ -31,7 +31,7 @@ POWER = 0.8                           # "days left" is the time until an 80 % ch
 MAX_DAYS_LEFT = 365                   # beyond a year at current traffic: no estimate worth showing
 MIN_DAYS_RUNNING = 1 / 24             # an hour of data at least before traffic is extrapolated
 
-METRIC_NAMES = {"rpm": "revenue per 1,000 views", "ctr": "click-through rate"}
+METRIC_NAMES = {"rpm": "revenue per 1,000 impressions", "ctr": "click-through rate"}
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def test_shares_of_first_position_are_shown_per_mode(admin_client, db):
     assert shares_shown(card(page, "mff")) == {"Priority 6": 60.0, "Priority 3": 30.0, "Priority 1": 10.0}
     assert shares_shown(card(page, "mmm")) == pytest.approx(dict.fromkeys(["Priority 1", "Priority 3", "Priority 6"], 33.3))
     # No learned revenue outside auto mode.
-    assert "Revenue / 1,000 views" not in card(page, "mff")
+    assert "Revenue / 1,000 impressions" not in card(page, "mff")
 
 
 def test_auto_shows_the_learned_revenue_with_its_range(app, admin_client, db):
@@ -54,13 +54,13 @@ def test_auto_shows_the_learned_revenue_with_its_range(app, admin_client, db):
     add_days(app, db, poor, 7, 2000, 60, 1, 500)
     set_property(db, "mff", rotation="auto")
     html = card(admin_client.get("/admin/properties").get_data(as_text=True), "mff")
-    assert "Revenue / 1,000 views" in html
+    assert "Revenue / 1,000 impressions" in html
     shares = shares_shown(html)
     assert shares["Earner"] > 90 and shares["Favourite"] < 10
     revenue = {title: (float(mid), float(low), float(high)) for title, mid, low, high in re.findall(
         r'<td class="rotation-offer">([^<]+)</td>.*?\$([\d.]+)\s*<span class="muted[^"]*">\(\$([\d.]+)–\$([\d.]+)\)',
         html, re.S)}
-    # 15 conversions x $5 per 2,000 views is $37.50 per 1,000 views; 1 conversion is $2.50.
+    # 15 conversions x $5 per 2,000 impressions is $37.50 per 1,000 impressions; 1 conversion is $2.50.
     mid, low, high = revenue["Earner"]
     assert low < mid < high and low < 37.5 < high and 30 < mid < 45
     assert revenue["Favourite"][0] < 6

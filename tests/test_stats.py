@@ -215,7 +215,7 @@ def test_verdict_reads_like_the_card():
     results = stats.analyse(arms, "rpm", days_running=2)
     verdict = results["verdict"]
     chance = results["arms"][0]["chance_to_win"]
-    assert verdict.startswith(f"B has a {chance * 100:.0f} % chance to beat A on revenue per 1,000 views: +20 % (")
+    assert verdict.startswith(f"B has a {chance * 100:.0f} % chance to beat A on revenue per 1,000 impressions: +20 % (")
     assert f"About {results['days_left']} more days at current traffic." in verdict
     assert verdict.endswith("Split looks healthy.")
 

@@ -45,7 +45,7 @@ def test_switching_to_auto_on_a_phone(chromium, live_server):
         card.get_by_role("button", name="Save mff").click()
         card = page.locator("#property-mff")
         expect(card.locator(".saved")).to_have_text("Saved")
-        expect(card.locator(".rotation-table thead")).to_contain_text("Revenue / 1,000 views")
+        expect(card.locator(".rotation-table thead")).to_contain_text("Revenue / 1,000 impressions")
         expect(card.get_by_label("Auto")).to_be_checked()
         assert_no_sideways_scroll(page)
         # Nothing inside the card is cut off either: the table fits or scrolls in its own box.
