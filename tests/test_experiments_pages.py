@@ -125,6 +125,9 @@ def test_the_card_refreshes_itself_as_an_htmx_fragment(admin_client, db, app, ca
     assert figures.strip().startswith('<div class="experiment-figures"') and "stop-form" not in figures
     assert "Not enough data yet" in figures
     assert admin_client.get("/admin/experiments/99/figures").status_code == 404
+    # Opened in a plain browser, the fragment's URL leads to the whole page.
+    plain = admin_client.get(figures_url)
+    assert plain.status_code == 302 and plain.headers["Location"].endswith(f"/admin/experiments/{experiment['id']}")
 
 
 def test_the_campaign_list_shows_which_campaigns_are_in_a_running_experiment(admin_client, db, app, campaigns):

@@ -14,7 +14,7 @@ from popup_mgr import stats
 from popup_mgr.db import get_db
 from popup_mgr.web.admin import require_login
 from popup_mgr.web.auth import current_actor
-from popup_mgr.web.http import render_page_or_fragment
+from popup_mgr.web.http import is_htmx, render_page_or_fragment
 
 bp = Blueprint("experiments", __name__)
 bp.before_request(require_login)
@@ -87,11 +87,14 @@ def detail(experiment_id):
 
 @bp.get("/admin/experiments/<int:experiment_id>/figures", endpoint="figures")
 def figures(experiment_id):
-    """The card's figures alone: what its periodic refresh swaps in."""
+    """The card's figures alone: what its periodic refresh swaps in. A plain browser (an opened
+    link, a bookmark) gets the experiment's page instead of an unstyled piece of it."""
     db = get_db()
     experiment = experiments.get(db, experiment_id)
     if experiment is None:
         abort(404)
+    if not is_htmx():
+        return redirect(url_for("experiments.detail", experiment_id=experiment_id))
     return render_template("experiments/_figures.html", e=experiment, refresh_s=_refresh_s(), **_names(db))
 
 
