@@ -106,17 +106,17 @@ def unchecked_campaigns(db):
 STATE_ORDER = {"failing": 0, "not checked": 1, "outdated": 1, "loads": 2, "paused": 3}
 
 
-def image_checks(db):
+def image_checks(db, tz):
     """The latest image check of every campaign that has one or should have one, each with a
     state ('failing', 'loads', 'outdated', 'not checked', 'paused') and a sentence."""
-    views = [_check_view(row) for row in image_check.latest_results(db)]
+    views = [_check_view(row, tz) for row in image_check.latest_results(db)]
     views += [{**row, "url": row["current_url"], "state": "not checked", "checked_at": None,
                "sentence": "Not checked yet: the next image check will try it."}
               for row in unchecked_campaigns(db)]
     return sorted(views, key=lambda view: (STATE_ORDER[view["state"]], view["campaign_id"]))
 
 
-def _check_view(row):
+def _check_view(row, tz):
     if not row["active"]:
         state, sentence = "paused", "Campaign paused: its image is no longer checked."
     elif row["url"] != row["current_url"]:
@@ -128,16 +128,12 @@ def _check_view(row):
     else:
         state = "failing"
         sentence = (f"Fails: {row['error']} ({_checks(row['failures'])} in a row)."
-                    f" Last loaded: {_moment(row['last_ok_at'])}.")
+                    f" Last loaded: {timeutil.local_text(row['last_ok_at'], tz) or 'never'}.")
     return {**row, "state": state, "sentence": sentence}
 
 
 def _checks(n):
     return "1 check" if n == 1 else f"{n} checks"
-
-
-def _moment(iso):
-    return iso.replace("T", " ").replace("Z", " UTC") if iso else "never"
 
 
 def size_words(n):

@@ -107,3 +107,54 @@ def test_live_view_says_which_zone(admin_client):
     now_label = dt.datetime.now(NEW_YORK).strftime("%Z")
     assert f"America/New_York time ({now_label})" in page
     assert re.search(rf"updated \d\d:\d\d:\d\d {now_label}", page)
+
+
+# Pages added after the one clock: each stored instant below is 02:00 UTC, the evening before in
+# New York, so both the hour and the date differ if UTC leaks through.
+LATE = "2026-01-15T02:00:00Z"
+
+
+def test_experiment_pages_are_in_the_business_zone(app, admin_client, db):
+    from popup_mgr import experiments
+    arms = [{"campaign_id": add_campaign(db, name=name), "weight": 50} for name in ("One", "Two")]
+    with app.app_context():
+        experiment = experiments.create(db, {"property": "mff", "arms": arms}, "mike")
+        experiments.stop(db, experiment["id"], "mike")
+    db.execute("UPDATE experiments SET started_at = ?, stopped_at = ?", (LATE, "2026-01-20T03:30:00Z"))
+    db.commit()
+    card = admin_client.get(f"/admin/experiments/{experiment['id']}").get_data(as_text=True)
+    assert f"started {shown(LATE)}" in card and f"stopped {shown('2026-01-20T03:30:00Z')}" in card
+    assert " UTC" not in card
+    listing = admin_client.get("/admin/experiments").get_data(as_text=True)
+    assert "2026-01-14 – 2026-01-19" in listing
+
+
+def test_users_and_tokens_pages_are_in_the_business_zone(admin_client, db, api_token):
+    db.execute("UPDATE users SET created_at = ?, last_login_at = ?", (LATE, LATE))
+    db.execute("UPDATE api_tokens SET created_at = ?", (LATE,))
+    db.commit()
+    users_page = admin_client.get("/admin/users").get_data(as_text=True)
+    assert f"Added {shown(LATE)} · last login {shown(LATE)}" in users_page
+    # This very session (times of now: an old one would have expired).
+    assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d (EST|EDT) · last seen \d{4}-\d\d-\d\d \d\d:\d\d (EST|EDT)",
+                     users_page)
+    tokens_page = admin_client.get("/admin/tokens").get_data(as_text=True)
+    assert f"created {shown(LATE)}" in tokens_page
+    assert utc_text(LATE) not in users_page + tokens_page
+
+
+def test_alerts_page_is_in_the_business_zone(admin_client, db):
+    db.execute("INSERT INTO incidents (rule, subject, summary, opened_at) VALUES"
+               " ('property_silent', 'property:mff', 'mff is silent', ?)", (LATE,))
+    db.commit()
+    page = admin_client.get("/admin/alerts").get_data(as_text=True)
+    assert shown(LATE) in page and " UTC" not in page
+
+
+def test_tune_sync_times_are_in_the_business_zone(admin_client, db):
+    db.execute("INSERT INTO tune_sync_runs (started_at, finished_at, actor, outcome) VALUES (?, ?, 'mike', 'ok')",
+               (LATE, LATE))
+    db.commit()
+    page = admin_client.get("/admin/tune").get_data(as_text=True)
+    assert f"{shown(LATE)}</time>, by mike" in page
+    assert utc_text(LATE) not in page

@@ -155,12 +155,12 @@ def test_image_checks_failing_first_with_a_sentence_each(db):
         image_check.store_results(db, {failing: result("https://cdn.example/a.png", False, "HTTP 404")}, at)
     db.execute("UPDATE campaigns SET active = 0 WHERE id = ?", (paused,))
 
-    views = alert_status.image_checks(db)
+    views = alert_status.image_checks(db, "America/New_York")
     assert [(v["name"], v["state"]) for v in views] == [
         ("Failing", "failing"), ("Unchecked", "not checked"), ("Changed", "outdated"), ("Fine", "loads"),
         ("Paused", "paused")]
     sentences = {v["name"]: v["sentence"] for v in views}
-    assert sentences["Failing"] == "Fails: HTTP 404 (2 checks in a row). Last loaded: 2026-11-28 18:00:00 UTC."
+    assert sentences["Failing"] == "Fails: HTTP 404 (2 checks in a row). Last loaded: 2026-11-28 13:00 EST."
     assert sentences["Fine"] == "Loads: HTTP 200, image/png, 48.2 KB in 85 ms."
     assert sentences["Unchecked"] == "Not checked yet: the next image check will try it."
     assert views[1]["url"] == "https://cdn.example/c.png" and views[1]["checked_at"] is None

@@ -38,6 +38,7 @@ def _render(**extra):
     past, has_more = alert_status.past_incidents(db, page_number)
     return render_page_or_fragment(
         PAGE, MAIL_PANEL, open_incidents=alert_status.open_incidents(db), past_incidents=past,
-        page_number=page_number, has_more=has_more, image_checks=alert_status.image_checks(db),
+        page_number=page_number, has_more=has_more, image_checks=alert_status.image_checks(
+            db, current_app.config["BUSINESS_TZ"]),
         mail=alert_status.mail_status(current_app.config),
         settings=alert_status.settings_in_force(current_app.config), **extra)

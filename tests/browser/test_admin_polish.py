@@ -112,3 +112,31 @@ def test_dashboard_screenshot(chromium, live_server, tmp_path):
             shutil.copyfile(shot, DASHBOARD_SHOT)
     finally:
         context.close()
+
+
+EXPERIMENT_SHOT = Path(__file__).resolve().parents[2] / "docs" / "experiment.png"
+
+
+def test_experiment_screenshot(chromium, live_server, tmp_path):
+    """The README's picture of an experiment's card: the demo's creative test, with its figures
+    and verdict. Rendered on every run; written to docs/ with POPUP_UPDATE_SCREENSHOTS=1."""
+    db = live_server.db()
+    try:
+        demo.generate(db, days=60, impressions=300_000, seed=5, tz=live_server.app.config["BUSINESS_TZ"])
+        experiment_id = db.execute("SELECT id FROM experiments").fetchone()[0]
+    finally:
+        db.close()
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.add_cookies([admin_session_cookie(live_server)])
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/admin/experiments/{experiment_id}")
+        card = page.locator(".experiment-figures")
+        assert "chance to beat A" in card.inner_text()
+        shot = tmp_path / "experiment.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000
+        if os.environ.get("POPUP_UPDATE_SCREENSHOTS") == "1":
+            shutil.copyfile(shot, EXPERIMENT_SHOT)
+    finally:
+        context.close()
