@@ -1,7 +1,8 @@
 """The daily digest e-mail: yesterday (a business day in POPUP_TZ) at a glance.
 
-Per property: impressions, clicks, CTR, conversions, revenue and RPM, each against the same
-weekday of the previous week (weekly seasonality makes "the day before" a poor comparison); the
+Per property: impressions, clicks, CTR, conversions, revenue, RPM, popup views and revenue per
+1,000 views, each against the same weekday of the previous week (weekly seasonality makes "the
+day before" a poor comparison); the
 top campaigns; conversions whose click is unknown; and, when Tune is connected, the gap between
 our figures and Tune's own report for the day.
 
@@ -63,7 +64,8 @@ def row_figures(row):
     """The digest's figures of one reports.measures() row."""
     return {"impressions": row["impressions"], "clicks": row["clicks"],
             "ctr": ctr(row["clicks"], row["impressions"]), "conversions": row["conversions"],
-            "revenue_cents": row["revenue_cents"], "rpm_cents": rpm_cents(row["revenue_cents"], row["impressions"])}
+            "revenue_cents": row["revenue_cents"], "rpm_cents": rpm_cents(row["revenue_cents"], row["impressions"]),
+            "views": row["views"], "view_rpm_cents": rpm_cents(row["revenue_cents"], row["views"])}
 
 
 def property_rows(db, day):
@@ -123,7 +125,8 @@ def show_change(current, previous):
 
 COLUMNS = (("Impressions", "impressions", reports.display_count), ("Clicks", "clicks", reports.display_count),
            ("CTR", "ctr", show_rate), ("Conversions", "conversions", reports.display_count),
-           ("Revenue", "revenue_cents", show_money), ("RPM", "rpm_cents", show_money))
+           ("Revenue", "revenue_cents", show_money), ("RPM", "rpm_cents", show_money),
+           ("Popup views", "views", reports.display_count), ("Per 1k views", "view_rpm_cents", show_money))
 
 
 def _cells(row):

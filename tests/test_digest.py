@@ -19,9 +19,10 @@ def local(text):
 
 
 def traffic(db, campaign_id, prop, day, impressions, clicks, conversions, payout_cents=450):
-    """Rows spread over the business day `day` (late evening too: still that day in New York)."""
+    """Rows spread over the business day `day` (late evening too: still that day in New York); one
+    impression in three opens a popup view."""
     for i in range(impressions):
-        add_impression(db, local(f"{day} 23:{i % 60:02d}:00") - i * 1000, campaign_id, prop)
+        add_impression(db, local(f"{day} 23:{i % 60:02d}:00") - i * 1000, campaign_id, prop, is_view=int(i % 3 == 0))
     made = [add_click(db, local(f"{day} 10:{i % 60:02d}:00"), campaign_id, prop) for i in range(clicks)]
     for click in made[:conversions]:
         add_conversion(db, click, local(f"{day} 12:00:00"), payout_cents)
@@ -61,13 +62,15 @@ def test_property_figures_against_the_same_weekday(db, shop):
     rows = {r["property"]: r for r in digest.property_rows(db, YESTERDAY)}
 
     assert set(rows) == {"mff", "mmm", "mcad", "mmd", "all"}
-    # mff yesterday: 300 impressions, 12 clicks, 3 conversions, 450 + 450 + 1200 cents.
+    # mff yesterday: 300 impressions (67 + 34 views), 12 clicks, 3 conversions, 450 + 450 + 1200 cents;
+    # $21.00 over 101 views is $207.92 per 1,000 views.
     assert rows["mff"]["now"] == {"impressions": 300, "clicks": 12, "ctr": 12 / 300, "conversions": 3,
-                                  "revenue_cents": 2100, "rpm_cents": 7000}
+                                  "revenue_cents": 2100, "rpm_cents": 7000, "views": 101, "view_rpm_cents": 20792}
     assert rows["mff"]["before"] == {"impressions": 100, "clicks": 4, "ctr": 0.04, "conversions": 1,
-                                     "revenue_cents": 450, "rpm_cents": 4500}
+                                     "revenue_cents": 450, "rpm_cents": 4500, "views": 34, "view_rpm_cents": 13235}
     # mmm: clicks without impressions give no CTR and no RPM rather than a nonsense rate.
     assert rows["mmm"]["now"]["ctr"] is None and rows["mmm"]["now"]["rpm_cents"] is None
+    assert rows["mmm"]["now"]["view_rpm_cents"] is None
     assert rows["mmm"]["now"]["clicks"] == 3
     # The total covers every property; the unattributed conversion is not in it (no property).
     assert rows["all"]["now"]["revenue_cents"] == 2100 and rows["all"]["now"]["clicks"] == 15
