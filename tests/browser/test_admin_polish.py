@@ -88,55 +88,54 @@ def test_bad_offer_link_is_a_clean_public_page_with_a_way_back(page, live_server
     assert back.get_attribute("href") == "https://modefreefinds.example/thanks"
 
 
-DASHBOARD_SHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def test_dashboard_screenshot(chromium, live_server, tmp_path):
-    """The README's picture of the dashboard with demo data. Rendered on every run; written to
-    docs/ with POPUP_UPDATE_SCREENSHOTS=1."""
-    db = live_server.db()
-    try:
-        demo.generate(db, days=40, impressions=60_000, seed=5, tz=live_server.app.config["BUSINESS_TZ"])
-    finally:
-        db.close()
-    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+def screenshot_for_docs(chromium, live_server, tmp_path, url_path, name, width, ready):
+    """Render an admin page as Mike sees it, check it with ready(page), and save it full-page as
+    tmp_path/name; copied to docs/name (the README's pictures) with POPUP_UPDATE_SCREENSHOTS=1.
+    Returns the file's size."""
+    context = chromium.new_context(viewport={"width": width, "height": 900})
     context.add_cookies([admin_session_cookie(live_server)])
     page = context.new_page()
     try:
-        page.goto(live_server.url + "/admin/dashboard?range=30d")
-        page.wait_for_function("() => window.popupCharts && window.popupCharts['chart-revenue']")
-        shot = tmp_path / "dashboard.png"
+        page.goto(live_server.url + url_path)
+        ready(page)
+        shot = tmp_path / name
         page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 50_000
         if os.environ.get("POPUP_UPDATE_SCREENSHOTS") == "1":
-            shutil.copyfile(shot, DASHBOARD_SHOT)
+            shutil.copyfile(shot, DOCS / name)
+        return shot.stat().st_size
     finally:
         context.close()
 
 
-EXPERIMENT_SHOT = Path(__file__).resolve().parents[2] / "docs" / "experiment.png"
+def demo_history(live_server, **options):
+    db = live_server.db()
+    try:
+        demo.generate(db, tz=live_server.app.config["BUSINESS_TZ"], **options)
+        return db.execute("SELECT min(id) FROM experiments").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_dashboard_screenshot(chromium, live_server, tmp_path):
+    """The README's picture of the dashboard with demo data. Rendered on every run."""
+    demo_history(live_server, days=40, impressions=60_000, seed=5)
+    charts_drawn = lambda page: page.wait_for_function(  # noqa: E731
+        "() => window.popupCharts && window.popupCharts['chart-revenue']")
+    size = screenshot_for_docs(chromium, live_server, tmp_path, "/admin/dashboard?range=30d", "dashboard.png",
+                               1360, charts_drawn)
+    assert size > 50_000
 
 
 def test_experiment_screenshot(chromium, live_server, tmp_path):
     """The README's picture of an experiment's card: the demo's creative test, with its figures
-    and verdict. Rendered on every run; written to docs/ with POPUP_UPDATE_SCREENSHOTS=1."""
-    db = live_server.db()
-    try:
-        demo.generate(db, days=60, impressions=300_000, seed=5, tz=live_server.app.config["BUSINESS_TZ"])
-        experiment_id = db.execute("SELECT id FROM experiments").fetchone()[0]
-    finally:
-        db.close()
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    context.add_cookies([admin_session_cookie(live_server)])
-    page = context.new_page()
-    try:
-        page.goto(f"{live_server.url}/admin/experiments/{experiment_id}")
-        card = page.locator(".experiment-figures")
-        assert "chance to beat A" in card.inner_text()
-        shot = tmp_path / "experiment.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 20_000
-        if os.environ.get("POPUP_UPDATE_SCREENSHOTS") == "1":
-            shutil.copyfile(shot, EXPERIMENT_SHOT)
-    finally:
-        context.close()
+    and verdict. Rendered on every run."""
+    experiment_id = demo_history(live_server, days=60, impressions=300_000, seed=5)
+
+    def card_has_a_verdict(page):
+        assert "chance to beat A" in page.locator(".experiment-figures").inner_text()
+    size = screenshot_for_docs(chromium, live_server, tmp_path, f"/admin/experiments/{experiment_id}",
+                               "experiment.png", 1280, card_has_a_verdict)
+    assert size > 20_000
