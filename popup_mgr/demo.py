@@ -180,16 +180,14 @@ def _start_experiment(db, start_ms):
     if row is None:
         return None
     try:
-        started = experiments.create(db, {
+        created = experiments.create(db, {
             "name": EXPERIMENT["name"], "property": EXPERIMENT["property"], "metric": EXPERIMENT["metric"],
             "arms": [{"campaign_id": row["id"], "weight": 50},
-                     {"campaign_id": row["id"], "weight": 50, "overrides": EXPERIMENT["overrides"]}]}, "demo")
+                     {"campaign_id": row["id"], "weight": 50, "overrides": EXPERIMENT["overrides"]}]}, "demo",
+            started_at=timeutil.iso_utc(dt.datetime.fromtimestamp(start_ms / 1000, timeutil.UTC)))
     except experiments.ExperimentInvalid:
         return None
-    with database.transaction(db):
-        db.execute("/* demo.start_experiment */ UPDATE experiments SET started_at = ? WHERE id = ?",
-                   (timeutil.iso_utc(dt.datetime.fromtimestamp(start_ms / 1000, timeutil.UTC)), started["id"]))
-    return {"id": started["id"], "arms": started["arms"], "campaign_id": row["id"],
+    return {"id": created["id"], "arms": created["arms"], "campaign_id": row["id"],
             "property": EXPERIMENT["property"], "start_ms": start_ms}
 
 

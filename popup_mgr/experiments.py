@@ -346,13 +346,14 @@ def _check_against_database(db, clean):
 
 # --- create, read, stop -------------------------------------------------------------------------------
 
-def create(db, data, actor):
+def create(db, data, actor, started_at=None):
     """Validate and start an experiment; returns it (get()'s shape). Raises ExperimentInvalid
-    and then stores nothing."""
+    and then stores nothing. started_at (ISO-8601 UTC, default now): when its results start to
+    count; only the demo history dates one back."""
     clean, errors = validate(data)
     if errors:
         raise ExperimentInvalid(errors)
-    now = timeutil.iso_now()
+    now = started_at or timeutil.iso_now()
     with database.transaction(db):
         prop = _check_against_database(db, clean)
         clean["name"] = clean["name"] or f"{prop['code']} test of {now[:10]}"

@@ -19,21 +19,22 @@ def _record_template(_sender, template, **_extra):
 template_rendered.connect(_record_template, weak=False)
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app({
-        "TESTING": True,
-        "DATABASE": str(tmp_path / "popup.db"),
-        "SECRET_KEY": TEST_SECRET,
-        "POSTBACK_SECRET": "postback-test-secret",
-        "BASE_URL": "http://popup.test",
-    })
+def app_on_file(path, **config):
+    """A test app on a real SQLite file at path, yielded and then stopped (a generator for the
+    fixtures below)."""
+    app = create_app({"TESTING": True, "DATABASE": str(path), "SECRET_KEY": TEST_SECRET, **config})
     # The limiter's counters live in one in-memory store per process: each test starts with none
     # (logins made by earlier tests, browser tests included, must not throttle this one's).
     limiter.reset()
     yield app
     # The writer thread holds a connection to this test's file: commit what is queued and end it.
     ingest.stop(app)
+
+
+@pytest.fixture
+def app(tmp_path):
+    yield from app_on_file(tmp_path / "popup.db", POSTBACK_SECRET="postback-test-secret",
+                           BASE_URL="http://popup.test")
 
 
 @pytest.fixture
@@ -66,6 +67,26 @@ def admin_client(app, db, admin_user):
     client = app.test_client()
     with client.session_transaction() as session:
         log_in_session(db, session, admin_user)
+    return client
+
+
+@pytest.fixture
+def stored_secret_app(tmp_path):
+    """An app without POPUP_POSTBACK_SECRET: the postback secret is made on first use and kept in
+    the database, where the admin can rotate it."""
+    yield from app_on_file(tmp_path / "stored-secret.db", POSTBACK_SECRET=None, BASE_URL="https://popup.example")
+
+
+@pytest.fixture
+def stored_secret_admin_client(stored_secret_app):
+    conn = database.connect(stored_secret_app.config["DATABASE"])
+    try:
+        user_id = users.create_user(conn, "mike", ADMIN_PASSWORD)
+        client = stored_secret_app.test_client()
+        with client.session_transaction() as session:
+            log_in_session(conn, session, user_id)
+    finally:
+        conn.close()
     return client
 
 

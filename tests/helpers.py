@@ -142,12 +142,9 @@ def count(db, table, where="1", params=()):
 
 
 def stats(db):
-    """{measure: sum over daily_stats}."""
-    row = db.execute("SELECT coalesce(sum(impressions),0) AS impressions, coalesce(sum(clicks),0) AS clicks,"
-                     " coalesce(sum(conversions),0) AS conversions, coalesce(sum(revenue_cents),0) AS revenue_cents,"
-                     " coalesce(sum(bot_impressions),0) AS bot_impressions, coalesce(sum(bot_clicks),0) AS bot_clicks"
-                     " FROM daily_stats").fetchone()
-    return dict(row)
+    """{measure: sum over daily_stats}, for every measure rollups.py defines."""
+    sums = ", ".join(f"coalesce(sum({m}), 0) AS {m}" for m in rollups.MEASURES)
+    return dict(db.execute(f"SELECT {sums} FROM daily_stats").fetchone())
 
 
 def all_differences(db):

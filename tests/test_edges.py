@@ -126,7 +126,8 @@ def test_a_conversion_on_a_bot_click_is_revenue_in_rollups_reports_and_the_ledge
     response = client.get(f"/api/postback?click_id={click_id}&transaction_id=t-bot&payout=4.50&secret={SECRET}")
     assert response.status_code == 200 and response.json["attributed"] is True
     assert stats(db) | {"bot_impressions": 0} == {"impressions": 0, "clicks": 0, "conversions": 1,
-                                                  "revenue_cents": 450, "bot_impressions": 0, "bot_clicks": 1}
+                                                  "revenue_cents": 450, "bot_impressions": 0, "bot_clicks": 1,
+                                                  "views": 0}
     assert all_differences(db) == []          # rollups.rebuild's one rule agrees with ingest
     counted = db.execute(f"SELECT count(*) FROM conversions WHERE {rollups.counted_sql()}").fetchone()[0]
     assert counted == 1

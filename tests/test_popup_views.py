@@ -12,14 +12,14 @@ import pytest
 from popup_mgr import db as database
 from popup_mgr import reports, rollups
 from tests.helpers import (add_campaign, add_click, add_conversion, add_impression, all_differences, beacon_body,
-                           count, ms, new_event_id, rebuild, token_for)
+                           count, ms, new_event_id, rebuild, stats, token_for)
 
 BOT_UA = "Googlebot/2.1 (+http://www.google.com/bot.html)"
 HUMAN_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
 
 
 def views(db):
-    return db.execute("SELECT coalesce(sum(views), 0) FROM daily_stats").fetchone()[0]
+    return stats(db)["views"]
 
 
 def post(client, body, agent=HUMAN_UA):

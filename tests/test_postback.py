@@ -7,7 +7,7 @@ import pytest
 
 from popup_mgr import create_app
 from popup_mgr.ingest import conversions
-from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, log_in_session, stats,
+from tests.helpers import (BROWSER_UA, add_campaign, all_differences, beacon_body, count, csrf_token, stats,
                               token_for)
 
 SECRET = "postback-test-secret"
@@ -127,9 +127,8 @@ def test_ip_allow_list(tmp_path):
         assert client.get(f"/api/postback?{query}", environ_base={"REMOTE_ADDR": ip}).status_code == 200
 
 
-def test_stored_secret_is_made_on_first_use_and_rotates(tmp_path):
-    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": "k" * 40,
-                      "POSTBACK_SECRET": None})
+def test_stored_secret_is_made_on_first_use_and_rotates(stored_secret_app):
+    app = stored_secret_app
     client = app.test_client()
     first = conversions.postback_secret(app)
     assert len(first) >= 32 and conversions.postback_secret(app) == first
@@ -173,16 +172,8 @@ def test_admin_forms_need_the_csrf_token(admin_client, db):
     assert count(db, "conversions") == 0
 
 
-def test_rotate_from_the_admin_page(tmp_path):
-    from popup_mgr import users
-    from popup_mgr import db as database
-    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": "k" * 40,
-                      "POSTBACK_SECRET": None, "BASE_URL": "https://popup.example"})
-    conn = database.connect(app.config["DATABASE"])
-    user_id = users.create_user(conn, "mike", "correct horse battery staple")
-    client = app.test_client()
-    with client.session_transaction() as session:
-        log_in_session(conn, session, user_id)
+def test_rotate_from_the_admin_page(stored_secret_app, stored_secret_admin_client):
+    app, client = stored_secret_app, stored_secret_admin_client
     old = conversions.postback_secret(app)
     response = client.post("/admin/settings/postback/rotate",
                            headers={"X-CSRFToken": csrf_token(client, "/admin/settings/postback")})

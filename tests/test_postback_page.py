@@ -4,7 +4,7 @@ import re
 from urllib.parse import urlencode
 
 from popup_mgr.web import setup_pages
-from tests.helpers import BROWSER_UA, add_campaign, beacon_body, csrf_token, log_in_session, token_for
+from tests.helpers import BROWSER_UA, add_campaign, beacon_body, csrf_token, token_for
 
 SECRET = "postback-test-secret"
 HX = {"HX-Request": "true"}
@@ -87,21 +87,7 @@ def test_the_url_is_shown_whole_with_a_copy_button(admin_client):
     assert 'data-copy-target="postback-url"' in html and "embed_admin.js" in html
 
 
-def test_rotate_comes_after_the_test_and_the_list(tmp_path):
-    from popup_mgr import create_app, users
-    from popup_mgr import db as database
-    from popup_mgr.ingest import state as ingest
-    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "p.db"), "SECRET_KEY": "k" * 40,
-                      "POSTBACK_SECRET": None, "BASE_URL": "https://popup.example"})
-    conn = database.connect(app.config["DATABASE"])
-    user_id = users.create_user(conn, "mike", "correct horse battery staple")
-    client = app.test_client()
-    with client.session_transaction() as session:
-        log_in_session(conn, session, user_id)
-    conn.close()
-    try:
-        html = client.get("/admin/settings/postback").get_data(as_text=True)
-        assert html.index("Send test postback") < html.index("Unattributed conversions") < html.index("Rotate secret")
-        assert 'hx-confirm="Rotate the secret?' in html
-    finally:
-        ingest.stop(app)
+def test_rotate_comes_after_the_test_and_the_list(stored_secret_admin_client):
+    html = stored_secret_admin_client.get("/admin/settings/postback").get_data(as_text=True)
+    assert html.index("Send test postback") < html.index("Unattributed conversions") < html.index("Rotate secret")
+    assert 'hx-confirm="Rotate the secret?' in html

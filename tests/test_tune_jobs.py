@@ -61,13 +61,18 @@ def test_yesterday_is_the_networks_yesterday(connected):
     assert tune_jobs.yesterday(connected, dt.datetime(2026, 11, 21, 3, 0, tzinfo=dt.timezone.utc)) == "2026-11-19"
 
 
-def test_the_sync_lease_is_shared_with_other_processes(connected, tune):
-    conn = database.connect(connected.config["DATABASE"])
+def hold_sync_lease(app, holder):
+    """Take the Tune sync's lease as another process would (its own connection)."""
+    from popup_mgr import leases, tune_sync
+    conn = database.connect(app.config["DATABASE"])
     try:
-        from popup_mgr import leases, tune_sync
-        assert leases.acquire(conn, tune_sync.LEASE_NAME, "server-process", 60)
+        assert leases.acquire(conn, tune_sync.LEASE_NAME, holder, 60)
     finally:
         conn.close()
+
+
+def test_the_sync_lease_is_shared_with_other_processes(connected, tune):
+    hold_sync_lease(connected, "server-process")
     with pytest.raises(tune_jobs.tune_sync.SyncBusy):
         tune_jobs.sync_now(connected)
 
@@ -107,12 +112,7 @@ def test_scheduled_sync_returns_one_line_and_raises_on_failure(connected, tune):
 
 
 def test_scheduled_sync_skips_while_another_run_holds_the_lease(connected, tune):
-    from popup_mgr import leases, tune_sync
-    conn = database.connect(connected.config["DATABASE"])
-    try:
-        assert leases.acquire(conn, tune_sync.LEASE_NAME, "the-cli", 60)
-    finally:
-        conn.close()
+    hold_sync_lease(connected, "the-cli")
     assert tune_jobs.scheduled_sync(connected.config) == \
         "Tune sync skipped: another Tune sync is running; try again when it has finished."
     assert tune.calls == []

@@ -61,21 +61,21 @@ def add_user():
 @bp.post("/users/<int:user_id>/disable")
 @login_required
 def disable_user(user_id):
-    try:
-        users.set_disabled(get_db(), user_id, True, current_user.username)
-    except users.AccountError as exc:
-        return _users_page(422, user_error=str(exc))
-    return _done("Account disabled; its sessions are ended.")
+    return _set_disabled(user_id, True, "Account disabled; its sessions are ended.")
 
 
 @bp.post("/users/<int:user_id>/enable")
 @login_required
 def enable_user(user_id):
+    return _set_disabled(user_id, False, "Account enabled.")
+
+
+def _set_disabled(user_id, disabled, done_message):
     try:
-        users.set_disabled(get_db(), user_id, False, current_user.username)
+        users.set_disabled(get_db(), user_id, disabled, current_user.username)
     except users.AccountError as exc:
         return _users_page(422, user_error=str(exc))
-    return _done("Account enabled.")
+    return _done(done_message)
 
 
 @bp.post("/users/<int:user_id>/password")

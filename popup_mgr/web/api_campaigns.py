@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from popup_mgr import campaigns as campaign_store
 from popup_mgr.web.auth import api_auth_required, current_actor
 from popup_mgr.db import get_db
-from popup_mgr.web.http import json_body, json_error
+from popup_mgr.web.http import json_body, json_created, json_error
 
 bp = Blueprint("api_campaigns", __name__, url_prefix="/api")
 
@@ -40,10 +40,7 @@ def create_campaign():
         created = campaign_store.create(get_db(), data, current_actor())
     except campaign_store.CampaignInvalid as exc:
         return _invalid(exc.errors)
-    response = jsonify(created)
-    response.status_code = 201
-    response.headers["Location"] = f"/api/campaigns/{created['id']}"
-    return response
+    return json_created(created, f"/api/campaigns/{created['id']}")
 
 
 @bp.get("/campaigns/<int:campaign_id>")

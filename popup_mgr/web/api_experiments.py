@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from popup_mgr import experiments
 from popup_mgr.db import get_db
 from popup_mgr.web.auth import api_auth_required, current_actor
-from popup_mgr.web.http import json_body, json_error
+from popup_mgr.web.http import json_body, json_created, json_error
 
 bp = Blueprint("api_experiments", __name__, url_prefix="/api")
 
@@ -40,10 +40,7 @@ def create_experiment():
         created = experiments.create(get_db(), data, current_actor())
     except experiments.ExperimentInvalid as exc:
         return _invalid(exc.errors)
-    response = jsonify(created)
-    response.status_code = 201
-    response.headers["Location"] = f"/api/experiments/{created['id']}"
-    return response
+    return json_created(created, f"/api/experiments/{created['id']}")
 
 
 @bp.get("/experiments/<int:experiment_id>")

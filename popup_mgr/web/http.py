@@ -2,7 +2,7 @@
 endpoints, page-or-fragment rendering for htmx, and the admin navigation."""
 import json
 
-from flask import current_app, render_template, request
+from flask import current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from popup_mgr import netaddr, timeutil
@@ -56,6 +56,14 @@ def json_error(status, error, errors=None, reason=None, extra=None):
                                           mimetype="application/json")
     if reason:
         response.headers["X-Popup-Reason"] = reason
+    return response
+
+
+def json_created(body, location):
+    """201 with the new resource as JSON and where to find it (the APIs' answer to a POST)."""
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = location
     return response
 
 

@@ -21,17 +21,12 @@ def postback():
     events = metrics.metrics_for(current_app)
     try:
         _check_caller(params)
-    except PostbackRejected as exc:
+        if not _query_is_utf8(request.query_string):
+            raise EventError("parameters must be percent-encoded UTF-8")
+        result = conversions.record_conversion(current_app, conversions.parse_postback(params))
+    except PostbackRejected as exc:          # before EventError: it is one, answered 403
         events.event("conversion", "rejected")
         return fastpath.flask_response(fastpath.error_answer(403, str(exc)))
-    except IngestUnavailable as exc:
-        events.event("conversion", "unavailable")
-        return fastpath.flask_response(fastpath.unavailable_answer(exc))
-    if not _query_is_utf8(request.query_string):
-        events.event("conversion", "rejected")
-        return fastpath.flask_response(fastpath.error_answer(400, "parameters must be percent-encoded UTF-8"))
-    try:
-        result = conversions.record_conversion(current_app, conversions.parse_postback(params))
     except EventError as exc:
         events.event("conversion", "rejected")
         return fastpath.flask_response(fastpath.error_answer(400, str(exc)))
